@@ -2,4 +2,8 @@
 //!
 //! Modules follow the request path:
 //! - [`config`]: the TOML file, defaults and validation.
+//! - [`tls`]: rustls server and client configurations.
+//! - [`metrics`]: the Prometheus metrics every other module updates.
 pub mod config;
+pub mod metrics;
+pub mod tls;

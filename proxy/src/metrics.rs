@@ -1,0 +1,151 @@
+//! Prometheus metrics, all named `portcullis_*` with the unit in the name. One [`Metrics`]
+//! value per sidecar owns its own registry, so several sidecars can run in one process (the
+//! demo and the tests do).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the sidecar exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by `direction` (`inbound`, `outbound`) and response `status` code.
+    pub requests: IntCounterVec,
+    /// Request duration in seconds by `direction`, from headers received to response headers
+    /// sent.
+    pub request_duration: HistogramVec,
+    /// Token checks by `result`: `valid`, or the rejection reason (`expired`, `bad_signature`…).
+    pub verifications: IntCounterVec,
+    /// JWKS fetches by `issuer` and `result` (`ok`, `error`).
+    pub jwks_fetches: IntCounterVec,
+    /// Usable keys currently loaded, by `issuer`.
+    pub keys_loaded: IntGaugeVec,
+    /// Verified-token cache lookups that found a valid entry.
+    pub cache_hits: IntCounter,
+    /// Verified-token cache lookups that had to verify the signature.
+    pub cache_misses: IntCounter,
+    /// Failures to get a response from an upstream, by `direction` and `kind`
+    /// (`connect`, `timeout`, `tls`, `protocol`, `unknown_service`).
+    pub upstream_errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in a new registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "portcullis_requests_total",
+                "Requests handled, by direction and status.",
+            ),
+            &["direction", "status"],
+        )
+        // Metric names and labels are constants, so construction cannot fail.
+        .expect("static metric definition is valid");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "portcullis_request_duration_seconds",
+                "Time from request headers received to response headers sent, by direction.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["direction"],
+        )
+        .expect("static metric definition is valid");
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "portcullis_token_verifications_total",
+                "Token checks, by result: valid or the rejection reason.",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition is valid");
+        let jwks_fetches = IntCounterVec::new(
+            Opts::new(
+                "portcullis_jwks_fetches_total",
+                "JWKS fetches, by issuer and result.",
+            ),
+            &["issuer", "result"],
+        )
+        .expect("static metric definition is valid");
+        let keys_loaded = IntGaugeVec::new(
+            Opts::new(
+                "portcullis_jwks_keys",
+                "Usable signing keys loaded, by issuer.",
+            ),
+            &["issuer"],
+        )
+        .expect("static metric definition is valid");
+        let cache_hits = IntCounter::new(
+            "portcullis_token_cache_hits_total",
+            "Verified-token cache lookups that found a valid entry.",
+        )
+        .expect("static metric definition is valid");
+        let cache_misses = IntCounter::new(
+            "portcullis_token_cache_misses_total",
+            "Verified-token cache lookups that needed a full verification.",
+        )
+        .expect("static metric definition is valid");
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "portcullis_upstream_errors_total",
+                "Requests that got no response from the upstream, by direction and kind.",
+            ),
+            &["direction", "kind"],
+        )
+        .expect("static metric definition is valid");
+
+        let metrics = Metrics {
+            registry,
+            requests,
+            request_duration,
+            verifications,
+            jwks_fetches,
+            keys_loaded,
+            cache_hits,
+            cache_misses,
+            upstream_errors,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.requests.clone()),
+            Box::new(self.request_duration.clone()),
+            Box::new(self.verifications.clone()),
+            Box::new(self.jwks_fetches.clone()),
+            Box::new(self.keys_loaded.clone()),
+            Box::new(self.cache_hits.clone()),
+            Box::new(self.cache_misses.clone()),
+            Box::new(self.upstream_errors.clone()),
+        ];
+        for collector in collectors {
+            // A fresh registry holding distinct names cannot reject a registration.
+            self.registry
+                .register(collector)
+                .expect("metric names are unique within a new registry");
+        }
+    }
+
+    /// Renders every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a metric.
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(error = %err, "failed to encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
