@@ -12,6 +12,7 @@
 //! - [`sqlite`]: one SQLite connection used from blocking tasks.
 //! - [`signal`]: tracing setup and the SIGTERM/SIGINT handling of the binaries.
 //! - [`error`]: the startup error type, [`AppError`].
+//! - `test_client` (feature `test-client`): an HTTP client for the apps' integration tests.
 
 pub mod error;
 pub mod http;
@@ -20,6 +21,8 @@ pub mod json;
 pub mod server;
 pub mod signal;
 pub mod sqlite;
+#[cfg(feature = "test-client")]
+pub mod test_client;
 
 pub use error::AppError;
 pub use server::RunningApp;
