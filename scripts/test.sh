@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, lints, the test suites of every crate, and the demo's
+# walkthrough on the book's ports. Needs only the Rust toolchain; installs curl when missing
+# because some tests run the book's curl commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v curl >/dev/null 2>&1; then
+    echo "==> installing curl (used by the tests that run the book's commands)"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq curl >/dev/null
+    else
+        sudo apt-get update -qq && sudo apt-get install -y -qq curl >/dev/null
+    fi
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked
+
+echo "==> demo walkthrough on the book's ports"
+data_dir="$(mktemp -d)"
+trap 'rm -rf "$data_dir"' EXIT
+cargo run --locked -q -p portcullis-demo -- --data-dir "$data_dir" --walkthrough
+
+echo "==> all checks passed"
