@@ -1,0 +1,214 @@
+//! The demo's ports and the sidecar configuration files it writes into its data folder.
+//!
+//! The files are ordinary `portcullis --config` files, so a reader can open them, change
+//! them, and run the same sidecars by hand.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+
+/// Every port the demo listens on, all on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoPorts {
+    pub sts: u16,
+    pub order_app: u16,
+    pub inventory_app: u16,
+    pub orders_inbound: u16,
+    pub orders_admin: u16,
+    pub orders_outbound: u16,
+    pub inventory_inbound: u16,
+    pub inventory_admin: u16,
+}
+
+impl DemoPorts {
+    /// The ports of *Microservices Security in Action*: STS 8443, order service 9443,
+    /// inventory 10443, plus the apps and admin listeners beside them.
+    pub fn book() -> DemoPorts {
+        DemoPorts {
+            sts: 8443,
+            order_app: 8081,
+            inventory_app: 8082,
+            orders_inbound: 9443,
+            orders_admin: 9901,
+            orders_outbound: 15001,
+            inventory_inbound: 10443,
+            inventory_admin: 9902,
+        }
+    }
+
+    /// Free ports chosen by the kernel, for tests that run beside other demos.
+    ///
+    /// The sidecars and apps refer to each other by address, so the ports must be known before
+    /// anything starts. Each is found by binding port 0 and releasing it just before use;
+    /// another process could take one in between, which would fail the start with an
+    /// "address in use" error rather than misroute traffic.
+    pub fn ephemeral() -> std::io::Result<DemoPorts> {
+        let listeners = (0..8)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let ports = listeners
+            .iter()
+            .map(|listener| listener.local_addr().map(|addr| addr.port()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(DemoPorts {
+            sts: ports[0],
+            order_app: ports[1],
+            inventory_app: ports[2],
+            orders_inbound: ports[3],
+            orders_admin: ports[4],
+            orders_outbound: ports[5],
+            inventory_inbound: ports[6],
+            inventory_admin: ports[7],
+        })
+    }
+
+    /// The loopback address of `port`.
+    pub fn local(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
+
+/// The issuer the demo STS writes into every token, as in the book.
+pub const ISSUER: &str = "https://localhost:8443";
+
+/// Writes the configuration of the sidecar in front of the order app. Paths are relative to
+/// the data folder, where the file is written.
+pub fn orders_sidecar_toml(ports: &DemoPorts) -> String {
+    format!(
+        r#"# Sidecar in front of the order app, written by portcullis-demo.
+# Run it by hand with: portcullis --config orders-sidecar.toml
+shutdown_grace_secs = 5
+
+[inbound]
+listen = "127.0.0.1:{orders_inbound}"
+upstream = "http://127.0.0.1:{order_app}"
+realm = "orders"
+
+[inbound.tls]
+cert = "certs/orders.pem"
+key = "certs/orders-key.pem"
+
+[[providers]]
+issuer = "{ISSUER}"
+audiences = ["orders"]
+jwks_uri = "https://127.0.0.1:{sts}/.well-known/jwks.json"
+ca_file = "certs/ca.pem"
+
+# Placing an order needs the `foo` scope; reading one needs only a valid token.
+[[routes]]
+prefix = "/orders"
+methods = ["POST"]
+scopes = ["foo"]
+
+[outbound]
+listen = "127.0.0.1:{orders_outbound}"
+
+# The order app calls http://inventory/inventory through this listener; the sidecar sends
+# the call to the inventory sidecar over mutual TLS with the caller's token.
+[[outbound.services]]
+name = "inventory"
+upstream = "https://localhost:{inventory_inbound}"
+tls = {{ ca = "certs/ca.pem", cert = "certs/orders-client.pem", key = "certs/orders-client-key.pem" }}
+
+[admin]
+listen = "127.0.0.1:{orders_admin}"
+"#,
+        orders_inbound = ports.orders_inbound,
+        order_app = ports.order_app,
+        sts = ports.sts,
+        orders_outbound = ports.orders_outbound,
+        inventory_inbound = ports.inventory_inbound,
+        orders_admin = ports.orders_admin,
+    )
+}
+
+/// Writes the configuration of the sidecar in front of the inventory app, which accepts only
+/// clients with a certificate from the demo CA.
+pub fn inventory_sidecar_toml(ports: &DemoPorts) -> String {
+    format!(
+        r#"# Sidecar in front of the inventory app, written by portcullis-demo.
+# Run it by hand with: portcullis --config inventory-sidecar.toml
+shutdown_grace_secs = 5
+
+[inbound]
+listen = "127.0.0.1:{inventory_inbound}"
+upstream = "http://127.0.0.1:{inventory_app}"
+realm = "inventory"
+
+# client_ca turns on mutual TLS: only the order sidecar's certificate gets through.
+[inbound.tls]
+cert = "certs/inventory.pem"
+key = "certs/inventory-key.pem"
+client_ca = "certs/ca.pem"
+
+[[providers]]
+issuer = "{ISSUER}"
+audiences = ["inventory"]
+jwks_uri = "https://127.0.0.1:{sts}/.well-known/jwks.json"
+ca_file = "certs/ca.pem"
+
+[[routes]]
+path = "/inventory"
+methods = ["PUT"]
+scopes = ["foo"]
+
+[admin]
+listen = "127.0.0.1:{inventory_admin}"
+"#,
+        inventory_inbound = ports.inventory_inbound,
+        inventory_app = ports.inventory_app,
+        sts = ports.sts,
+        inventory_admin = ports.inventory_admin,
+    )
+}
+
+/// Writes both sidecar files into `data_dir` and returns their paths (orders, inventory).
+pub fn write_sidecar_configs(
+    data_dir: &Path,
+    ports: &DemoPorts,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), crate::certs::CertError> {
+    let orders = data_dir.join("orders-sidecar.toml");
+    let inventory = data_dir.join("inventory-sidecar.toml");
+    crate::certs::write_file(&orders, orders_sidecar_toml(ports).as_bytes(), 0o644)?;
+    crate::certs::write_file(&inventory, inventory_sidecar_toml(ports).as_bytes(), 0o644)?;
+    Ok((orders, inventory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_configs_are_valid() {
+        let ports = DemoPorts::book();
+        let base = Path::new("/data");
+        let orders = portcullis::config::Config::from_toml(&orders_sidecar_toml(&ports), base)
+            .expect("orders sidecar config is valid");
+        assert_eq!(orders.inbound.listen.port(), 9443);
+        let outbound = orders.outbound.expect("orders sidecar has an outbound listener");
+        assert_eq!(outbound.services[0].name, "inventory");
+
+        let inventory =
+            portcullis::config::Config::from_toml(&inventory_sidecar_toml(&ports), base)
+                .expect("inventory sidecar config is valid");
+        let tls = inventory.inbound.tls.expect("inventory sidecar uses TLS");
+        assert_eq!(tls.client_ca, Some(base.join("certs/ca.pem")));
+    }
+
+    #[test]
+    fn ephemeral_ports_are_distinct() {
+        let ports = DemoPorts::ephemeral().expect("ports");
+        let mut all = vec![
+            ports.sts,
+            ports.order_app,
+            ports.inventory_app,
+            ports.orders_inbound,
+            ports.orders_admin,
+            ports.orders_outbound,
+            ports.inventory_inbound,
+            ports.inventory_admin,
+        ];
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 8);
+    }
+}
