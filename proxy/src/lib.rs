@@ -4,6 +4,16 @@
 //! - [`config`]: the TOML file, defaults and validation.
 //! - [`tls`]: rustls server and client configurations.
 //! - [`metrics`]: the Prometheus metrics every other module updates.
+//! - [`keys`]: each issuer's JWKS, fetched, cached and refreshed.
+//! - [`verify`]: token parsing, signature and claim checks, the verified-token cache.
+//! - [`policy`]: path safety checks, route matching, bearer extraction, scope checks.
+//! - [`auth`]: the per-request decision and its RFC 6750 rejection responses.
+//! - [`identity`]: the `x-portcullis-*` headers the app trusts.
+pub mod auth;
 pub mod config;
+pub mod identity;
+pub mod keys;
 pub mod metrics;
+pub mod policy;
 pub mod tls;
+pub mod verify;
