@@ -9,11 +9,15 @@
 //! - [`policy`]: path safety checks, route matching, bearer extraction, scope checks.
 //! - [`auth`]: the per-request decision and its RFC 6750 rejection responses.
 //! - [`identity`]: the `x-portcullis-*` headers the app trusts.
+//! - [`server`]: the accept loop shared by every listener: TLS, HTTP/1.1 and HTTP/2, drain.
+//! - [`upstream`]: the forwarding client, hop-by-hop and `X-Forwarded-*` header rules.
 pub mod auth;
 pub mod config;
 pub mod identity;
 pub mod keys;
 pub mod metrics;
 pub mod policy;
+pub mod server;
 pub mod tls;
+pub mod upstream;
 pub mod verify;

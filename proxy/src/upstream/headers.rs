@@ -1,0 +1,131 @@
+//! Header rules for forwarded messages: hop-by-hop headers (RFC 9110 section 7.6.1) are
+//! removed in both directions, and inbound requests get `X-Forwarded-For` and
+//! `X-Forwarded-Proto`.
+
+use std::net::IpAddr;
+
+use http::header::{
+    CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Headers that describe one connection and must not be forwarded. `Keep-Alive` and
+/// `Proxy-Connection` are not in RFC 9110's list but old clients still send them.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
+/// Removes every hop-by-hop header: the fixed list above and every header named in a
+/// `Connection` value (all copies of each).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Appends `peer` to `X-Forwarded-For`, merging all existing copies into one
+/// comma-separated value so the app sees a single header.
+pub fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
+    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; apps expect a.b.c.d.
+    let peer = peer.to_canonical().to_string();
+    let mut value = Vec::new();
+    for prior in headers.get_all(&X_FORWARDED_FOR) {
+        value.extend_from_slice(prior.as_bytes());
+        value.extend_from_slice(b", ");
+    }
+    value.extend_from_slice(peer.as_bytes());
+    // Every part is a valid header value and ", " adds only visible ASCII, so the join is
+    // valid too; if it ever were not, the peer address alone is still correct.
+    let merged = HeaderValue::from_bytes(&value)
+        .or_else(|_| HeaderValue::from_str(&peer))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    headers.insert(X_FORWARDED_FOR, merged);
+}
+
+/// Sets `X-Forwarded-Proto` to the scheme the downstream used, replacing any client value.
+pub fn set_forwarded_proto(headers: &mut HeaderMap, tls: bool) {
+    let proto = if tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_removed() {
+        let mut headers = header_map(&[
+            ("connection", "close, X-Secret"),
+            ("connection", "x-other"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic abc"),
+            ("x-secret", "1"),
+            ("x-other", "2"),
+            ("x-kept", "3"),
+            ("authorization", "Bearer t"),
+        ]);
+        remove_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, vec!["x-kept", "authorization"]);
+    }
+
+    #[test]
+    fn forwarded_for_merges_copies() {
+        let mut headers = header_map(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-for", "198.51.100.2"),
+        ]);
+        append_forwarded_for(&mut headers, "127.0.0.1".parse().unwrap());
+        let values: Vec<_> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
+        assert_eq!(values, vec!["203.0.113.7, 198.51.100.2, 127.0.0.1"]);
+    }
+
+    #[test]
+    fn forwarded_for_unwraps_mapped_ipv4() {
+        let mut headers = HeaderMap::new();
+        append_forwarded_for(&mut headers, "::ffff:192.0.2.1".parse().unwrap());
+        assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.1");
+    }
+
+    #[test]
+    fn forwarded_proto_overwrites_client_value() {
+        let mut headers = header_map(&[("x-forwarded-proto", "https")]);
+        set_forwarded_proto(&mut headers, false);
+        assert_eq!(headers.get_all(&X_FORWARDED_PROTO).iter().count(), 1);
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+    }
+}
