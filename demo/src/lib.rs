@@ -27,6 +27,20 @@ pub struct DemoOptions {
     /// Certificates, STS keys, databases and the generated sidecar configuration files.
     pub data_dir: PathBuf,
     pub ports: DemoPorts,
+    /// Whether to run the inventory app. Tests set this to false to put their own server on
+    /// `ports.inventory_app` and see exactly what the inventory sidecar forwards.
+    pub run_inventory_app: bool,
+}
+
+impl DemoOptions {
+    /// The demo as the book runs it, on the book's ports.
+    pub fn book(data_dir: PathBuf) -> DemoOptions {
+        DemoOptions {
+            data_dir,
+            ports: DemoPorts::book(),
+            run_inventory_app: true,
+        }
+    }
 }
 
 /// A failure to start the demo, naming the component.
@@ -59,7 +73,7 @@ pub struct RunningDemo {
     pub orders_config: PathBuf,
     pub inventory_config: PathBuf,
     sts: portcullis_sts::RunningSts,
-    inventory_app: inventory_app::RunningApp,
+    inventory_app: Option<inventory_app::RunningApp>,
     order_app: order_app::RunningApp,
     inventory_sidecar: portcullis::RunningSidecar,
     orders_sidecar: portcullis::RunningSidecar,
@@ -89,15 +103,20 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     })
     .await?;
 
-    let inventory_app = inventory_app::start(inventory_app::InventoryConfig {
-        listen: DemoPorts::local(ports.inventory_app),
-        db_path: data_dir.join("inventory.db"),
-    })
-    .await
-    .map_err(|err| DemoError::App {
-        name: "inventory",
-        message: err.to_string(),
-    })?;
+    let inventory_app = match options.run_inventory_app {
+        true => Some(
+            inventory_app::start(inventory_app::InventoryConfig {
+                listen: DemoPorts::local(ports.inventory_app),
+                db_path: data_dir.join("inventory.db"),
+            })
+            .await
+            .map_err(|err| DemoError::App {
+                name: "inventory",
+                message: err.to_string(),
+            })?,
+        ),
+        false => None,
+    };
 
     let order_app = order_app::start(order_app::OrderConfig {
         listen: DemoPorts::local(ports.order_app),
@@ -198,7 +217,9 @@ impl RunningDemo {
         self.orders_sidecar.shutdown().await;
         self.inventory_sidecar.shutdown().await;
         self.order_app.shutdown().await;
-        self.inventory_app.shutdown().await;
+        if let Some(app) = self.inventory_app {
+            app.shutdown().await;
+        }
         self.sts.shutdown().await;
     }
 }

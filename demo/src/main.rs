@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use portcullis_demo::layout::DemoPorts;
 use portcullis_demo::walkthrough::BOOK_ORDER;
 use portcullis_demo::{DemoOptions, RunningDemo};
 
@@ -38,11 +37,7 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
 
-    let demo = match portcullis_demo::start(DemoOptions {
-        data_dir: args.data_dir.clone(),
-        ports: DemoPorts::book(),
-    })
-    .await
+    let demo = match portcullis_demo::start(DemoOptions::book(args.data_dir.clone())).await
     {
         Ok(demo) => demo,
         Err(err) => {
