@@ -9,15 +9,29 @@
 //! - [`policy`]: path safety checks, route matching, bearer extraction, scope checks.
 //! - [`auth`]: the per-request decision and its RFC 6750 rejection responses.
 //! - [`identity`]: the `x-portcullis-*` headers the app trusts.
+//! - [`sidecar`]: [`start`] binds the listeners; [`RunningSidecar::shutdown`] drains them.
+//! - [`inbound`]: authorize each request for the app, rewrite its headers, forward it.
+//! - [`outbound`]: route the app's calls to other services by `Host`, never anywhere else.
+//! - [`admin`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`access_log`]: one log line and the request metrics per proxied request.
+//! - [`shutdown`]: SIGTERM/SIGINT handling and the drain flag readiness reads.
 //! - [`server`]: the accept loop shared by every listener: TLS, HTTP/1.1 and HTTP/2, drain.
 //! - [`upstream`]: the forwarding client, hop-by-hop and `X-Forwarded-*` header rules.
+pub mod access_log;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod identity;
+pub mod inbound;
 pub mod keys;
 pub mod metrics;
+pub mod outbound;
 pub mod policy;
 pub mod server;
+pub mod shutdown;
+pub mod sidecar;
 pub mod tls;
 pub mod upstream;
 pub mod verify;
+
+pub use sidecar::{start, RunningSidecar, StartError};

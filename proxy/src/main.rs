@@ -1,1 +1,159 @@
-fn main() {}
+//! The `portcullis` binary: runs one sidecar from a config file, or checks a config file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use portcullis::config::Config;
+use portcullis::shutdown::Signals;
+
+/// A sidecar proxy that verifies JWT bearer tokens before requests reach the app behind it.
+#[derive(Parser)]
+#[command(version, subcommand_negates_reqs = true)]
+struct Cli {
+    /// Run the sidecar with this TOML config file.
+    ///
+    /// Relative paths inside the file resolve against its folder. The environment variables
+    /// PORTCULLIS_INBOUND_LISTEN, PORTCULLIS_INBOUND_UPSTREAM, PORTCULLIS_ADMIN_LISTEN and
+    /// PORTCULLIS_OUTBOUND_LISTEN override the listen and upstream addresses in it. Logging
+    /// follows RUST_LOG (default `info`).
+    #[arg(long, value_name = "FILE", required = true)]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config file and the TLS files it names, then exit.
+    ///
+    /// Prints a one-line summary and exits with status 0 when the file is valid; prints the
+    /// error, naming the field, and exits with status 1 when it is not.
+    CheckConfig {
+        /// Path of the TOML config file to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match (cli.command, cli.config) {
+        (Some(Command::CheckConfig { file }), _) => check_config(&file),
+        (None, Some(file)) => run(&file),
+        // clap enforces `--config` when no subcommand is given.
+        (None, None) => ExitCode::FAILURE,
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    let config = match Config::from_file(path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(err) = portcullis::sidecar::check_files(&config) {
+        eprintln!("error: {}: {err}", path.display());
+        return ExitCode::FAILURE;
+    }
+    println!("{}: {}", path.display(), summary(&config));
+    ExitCode::SUCCESS
+}
+
+/// One line naming what the sidecar would do, such as `valid: inbound 0.0.0.0:9443 (TLS) ->
+/// http://127.0.0.1:8081, 1 provider, 2 routes, outbound 127.0.0.1:15001 (1 service), admin
+/// 127.0.0.1:9901`.
+fn summary(config: &Config) -> String {
+    let inbound_tls = match &config.inbound.tls {
+        Some(tls) if tls.client_ca.is_some() => " (mutual TLS)",
+        Some(_) => " (TLS)",
+        None => "",
+    };
+    let outbound = match &config.outbound {
+        Some(outbound) => format!(
+            ", outbound {} ({})",
+            outbound.listen,
+            plural(outbound.services.len(), "service")
+        ),
+        None => String::new(),
+    };
+    format!(
+        "valid: inbound {}{inbound_tls} -> {}, {}, {}{outbound}, admin {}",
+        config.inbound.listen,
+        config.inbound.upstream,
+        plural(config.providers.len(), "provider"),
+        plural(config.routes.len(), "route"),
+        config.admin.listen,
+    )
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+fn run(path: &Path) -> ExitCode {
+    init_logging();
+    // Code paths that build rustls configs without an explicit provider use the process
+    // default; the crate enables only `ring`, so that is what gets installed. An `Err` means
+    // a provider is already installed, which is just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let config = match Config::from_file(path) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %err, "invalid configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    // Registered before the listeners open, so a signal sent right after startup drains
+    // instead of killing the process.
+    let mut signals = match Signals::register() {
+        Ok(signals) => signals,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot install SIGTERM/SIGINT handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sidecar = match portcullis::start(config).await {
+        Ok(sidecar) => sidecar,
+        Err(err) => {
+            tracing::error!(error = %err, "failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let signal = signals.recv().await;
+    tracing::info!(signal, "received signal; draining connections");
+    tokio::select! {
+        () = sidecar.shutdown() => ExitCode::SUCCESS,
+        second = signals.recv() => {
+            tracing::warn!(signal = second, "received a second signal; exiting without waiting for the drain");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}

@@ -180,7 +180,8 @@ impl<H: Handler> Server<H> {
                 self.serve_http(stream, info, watcher).await;
             }
             Some(acceptor) => {
-                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let handshake =
+                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                 match handshake.await {
                     Ok(Ok(tls_stream)) => {
                         let info = ConnectionInfo { peer, tls: true };

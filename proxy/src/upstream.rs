@@ -185,7 +185,10 @@ fn chain_has_tls_error(err: &(dyn StdError + 'static)) -> bool {
             return true;
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
                 return true;
             }
         }
@@ -244,7 +247,10 @@ mod tests {
         let base: Uri = "http://127.0.0.1:8081".parse().unwrap();
         let request: PathAndQuery = "/orders/7?expand=items".parse().unwrap();
         let uri = upstream_uri(&base, Some(&request));
-        assert_eq!(uri.to_string(), "http://127.0.0.1:8081/orders/7?expand=items");
+        assert_eq!(
+            uri.to_string(),
+            "http://127.0.0.1:8081/orders/7?expand=items"
+        );
     }
 
     #[test]
@@ -252,13 +258,19 @@ mod tests {
         let base: Uri = "https://peer.example:10443/api/".parse().unwrap();
         let request: PathAndQuery = "/inventory?x=1".parse().unwrap();
         let uri = upstream_uri(&base, Some(&request));
-        assert_eq!(uri.to_string(), "https://peer.example:10443/api/inventory?x=1");
+        assert_eq!(
+            uri.to_string(),
+            "https://peer.example:10443/api/inventory?x=1"
+        );
     }
 
     #[test]
     fn upstream_uri_defaults_to_root() {
         let base: Uri = "http://127.0.0.1:8081".parse().unwrap();
-        assert_eq!(upstream_uri(&base, None).to_string(), "http://127.0.0.1:8081/");
+        assert_eq!(
+            upstream_uri(&base, None).to_string(),
+            "http://127.0.0.1:8081/"
+        );
     }
 
     #[test]

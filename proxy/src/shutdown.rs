@@ -1,0 +1,48 @@
+//! Graceful shutdown: the signals that start it and the flag that tells readiness checks a
+//! drain is under way. The drain itself is [`crate::sidecar::RunningSidecar::shutdown`].
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Set once a shutdown starts; `/readyz` answers 503 from then on so load balancers stop
+/// sending new traffic. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct DrainFlag(Arc<AtomicBool>);
+
+impl DrainFlag {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The termination signals the sidecar handles, registered up front so that a signal sent
+/// right after startup is not lost.
+pub struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers handlers for SIGTERM and SIGINT, replacing their default action (exit).
+    pub fn register() -> io::Result<Signals> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT and returns its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
