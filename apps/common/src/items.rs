@@ -10,7 +10,7 @@ use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
-use crate::json::requirement;
+use crate::json::{requirement, Object};
 
 /// An item code such as `"101"`: any non-empty string. Whether the inventory stocks the
 /// item is for the inventory to decide.
@@ -114,7 +114,6 @@ impl FromSql for Quantity {
 
 /// One entry of an item list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(expecting = "an item object such as {\"code\": \"101\", \"qty\": 1}")]
 pub struct StockItem {
     pub code: ItemCode,
     pub qty: Quantity,
@@ -197,8 +196,8 @@ impl<'de> Deserialize<'de> for ItemList {
     }
 }
 
-/// Collects the array elements; a visitor, unlike `Vec::deserialize`, lets the error for a
-/// non-array value say what belongs there.
+/// Collects the array elements, each from a JSON object only. A visitor, unlike
+/// `Vec::deserialize`, lets the error for a non-array value say what belongs there.
 struct ItemListVisitor;
 
 impl<'de> Visitor<'de> for ItemListVisitor {
@@ -210,7 +209,7 @@ impl<'de> Visitor<'de> for ItemListVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = sequence.next_element()? {
+        while let Some(Object(item)) = sequence.next_element()? {
             items.push(item);
         }
         Ok(items)

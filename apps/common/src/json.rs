@@ -5,9 +5,12 @@
 //! `items[1].qty must be a positive integer`. Errors that serde itself raises (a missing
 //! field, an object where an array belongs) are reworded the same way.
 
-use std::fmt::{Display, Write};
+use std::fmt::{self, Display, Write};
+use std::marker::PhantomData;
 
-use serde::de::DeserializeOwned;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_path_to_error::{Path, Segment};
 use thiserror::Error;
 
@@ -35,6 +38,45 @@ pub fn requirement<E: serde::de::Error>(rule: impl Display) -> E {
 }
 
 const REQUIREMENT_PREFIX: &str = "must ";
+
+/// Deserializes a struct from a JSON object only; use it as
+/// `#[serde(deserialize_with = "deserialize_object")]` on a struct-typed field.
+///
+/// serde's derived struct impls also accept an array of the field values in declaration
+/// order. No client of these apps means to send that, and its errors
+/// (`payment_method[0] must be a non-empty string`) would only confuse.
+pub fn deserialize_object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    deserializer.deserialize_map(ObjectVisitor(PhantomData))
+}
+
+/// A `T` deserialized from a JSON object only, for a body whose root is a struct; see
+/// [`deserialize_object`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_object(deserializer).map(Object)
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map))
+    }
+}
 
 /// Parses `body` as JSON into `T`.
 ///

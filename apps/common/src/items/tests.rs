@@ -48,7 +48,8 @@ fn item_list_rejection_messages() {
         (r#"[{"code":"101","qty":1.0}]"#, "items[0].qty must be a positive integer"),
         (r#"[{"code":"101","qty":"5"}]"#, "items[0].qty must be a positive integer"),
         (r#"[{"code":"101","qty":4294967296}]"#, "items[0].qty must be at most 4294967295"),
-        (r#"["101"]"#, "items[0] is invalid: invalid type: string \"101\", expected an item object such as {\"code\": \"101\", \"qty\": 1}"),
+        (r#"["101"]"#, "items[0] is invalid: invalid type: string \"101\", expected a JSON object"),
+        (r#"[["101", 1]]"#, "items[0] is invalid: invalid type: sequence, expected a JSON object"),
         (
             r#"[{"code":"101","qty":1},{"code":"102","qty":1},{"code":"101","qty":2}]"#,
             "items must list each code once, but code \"101\" appears at [0] and [2]",
