@@ -8,7 +8,7 @@
 use std::fmt;
 
 use apps_common::items::ItemList;
-use apps_common::json::{deserialize_object, requirement, Object};
+use apps_common::json::{deserialize_object, requirement};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -118,9 +118,9 @@ pub struct PaymentMethod {
     pub billing_address: NonEmptyString,
 }
 
-/// The body of `POST /orders`; parse it as [`Object<OrderDetails>`](Object) so that only a
-/// JSON object is accepted. Unknown fields are ignored, so clients may send extra data
-/// without breaking.
+/// The body of `POST /orders`. Parse it as
+/// [`Object<OrderDetails>`](apps_common::json::Object) so that only a JSON object is
+/// accepted. Unknown fields are ignored, so clients may send extra data without breaking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderDetails {
     pub customer_id: NonEmptyString,
