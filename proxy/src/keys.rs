@@ -1,57 +1,323 @@
 //! Signing keys per token issuer: fetching each provider's JWKS, keeping the last good set,
 //! refreshing it in the background, and refetching once when a token names an unknown `kid`.
+//!
+//! A set is replaced only by a fetch that yields at least one usable key, so a failing or
+//! empty refresh keeps the previous keys, while a successful one drops removed keys at once.
 
-use std::sync::Arc;
+mod backoff;
+mod fetch;
+mod jwk;
+mod set;
 
-use jsonwebtoken::DecodingKey;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use tokio::time::Instant;
 
 use crate::config::ProviderConfig;
 use crate::metrics::Metrics;
+use crate::tls::TlsError;
+use backoff::Backoff;
+use fetch::{FetchProblem, Fetcher};
+
+pub use fetch::{FetchError, MAX_JWKS_BYTES};
+pub use jwk::{parse_jwks, ParsedJwks, SkipReason, SkippedKey};
+pub use set::{KeyFamily, KeySet, VerificationKey};
 
 /// A failure to set up key fetching for a provider.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("provider {issuer}: {message}")]
-    Setup { issuer: String, message: String },
+    #[error("provider {issuer}: cannot load ca_file for the JWKS fetch: {source}")]
+    Tls { issuer: String, source: TlsError },
+    #[error("provider {issuer}: no system CA certificates found for the HTTPS JWKS URI ({detail}); set ca_file for this provider")]
+    NoSystemRoots { issuer: String, detail: String },
+    #[error("provider {issuer}: cannot build the TLS client for the JWKS fetch: {source}")]
+    TlsVersions {
+        issuer: String,
+        source: rustls::Error,
+    },
 }
 
-/// The signature algorithm family a key can verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyFamily {
-    Rsa,
-    EcP256,
-    EcP384,
-    Ed25519,
+/// Identifies a provider inside a [`KeyStore`]: its position in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProviderId(usize);
+
+/// A provider's current key set and its generation. The generation changes whenever a fetch
+/// changes the keys, so a cached verification made with an older generation is stale.
+#[derive(Debug)]
+pub struct LoadedKeys {
+    pub set: KeySet,
+    pub generation: u64,
 }
 
-/// One usable key from a provider's JWKS.
-#[derive(Clone)]
-pub struct VerificationKey {
-    pub kid: Option<String>,
-    pub family: KeyFamily,
-    pub key: DecodingKey,
+/// Why no key was found for a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookupError {
+    /// The provider has no key set yet: the first fetch has not succeeded.
+    NotLoaded,
+    /// No key has this `kid`, even after a refetch (or a refetch was not allowed yet).
+    UnknownKid(String),
+    /// The token has no `kid` and the set holds this many keys, so none can be chosen.
+    KidRequired(usize),
+}
+
+/// The keys a token may be verified with, and the generation of the set they came from.
+#[derive(Debug)]
+pub struct KeyMatch {
+    pub candidates: Vec<Arc<VerificationKey>>,
+    pub generation: u64,
 }
 
 /// The key sets of every configured provider.
 pub struct KeyStore {
-    _metrics: Metrics,
+    providers: Vec<ProviderKeys>,
+    by_issuer: HashMap<String, ProviderId>,
+    next_generation: AtomicU64,
+    metrics: Metrics,
+}
+
+struct ProviderKeys {
+    issuer: String,
+    algorithms: Vec<Algorithm>,
+    refresh_interval: Duration,
+    unknown_kid_cooldown: Duration,
+    fetcher: Fetcher,
+    /// `None` until the first fetch with a usable key succeeds.
+    current: RwLock<Option<Arc<LoadedKeys>>>,
+    /// Counts finished fetches, successful or not, so a request that waited for a refetch
+    /// can tell that one happened while it waited.
+    finished_fetches: AtomicU64,
+    /// Start of the last refetch caused by an unknown `kid`. Holding the lock during that
+    /// refetch makes concurrent requests for unknown kids share it.
+    last_unknown_kid_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl ProviderKeys {
+    fn current(&self) -> Option<Arc<LoadedKeys>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl KeyStore {
     /// Prepares one fetcher per provider; fails when a provider's TLS trust cannot be set up.
+    /// Nothing is fetched until [`KeyStore::spawn`].
     pub fn new(providers: &[ProviderConfig], metrics: Metrics) -> Result<Arc<KeyStore>, KeyError> {
-        let _ = providers;
-        Ok(Arc::new(KeyStore { _metrics: metrics }))
+        let mut entries = Vec::with_capacity(providers.len());
+        let mut by_issuer = HashMap::new();
+        for (index, provider) in providers.iter().enumerate() {
+            entries.push(ProviderKeys {
+                issuer: provider.issuer.clone(),
+                algorithms: provider.algorithms.clone(),
+                refresh_interval: provider.refresh_interval,
+                unknown_kid_cooldown: provider.unknown_kid_cooldown,
+                fetcher: Fetcher::new(provider)?,
+                current: RwLock::new(None),
+                finished_fetches: AtomicU64::new(0),
+                last_unknown_kid_fetch: tokio::sync::Mutex::new(None),
+            });
+            by_issuer.insert(provider.issuer.clone(), ProviderId(index));
+            metrics
+                .keys_loaded
+                .with_label_values(&[provider.issuer.as_str()])
+                .set(0);
+        }
+        Ok(Arc::new(KeyStore {
+            providers: entries,
+            by_issuer,
+            next_generation: AtomicU64::new(1),
+            metrics,
+        }))
     }
 
     /// Starts the background task: first fetch with backoff until it succeeds, then refresh
     /// every `refresh_interval`. Runs until the handle is aborted.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        todo!()
+        let store = Arc::clone(self);
+        tokio::spawn(async move {
+            let loops = (0..store.providers.len()).map(|index| store.keep_fresh(ProviderId(index)));
+            futures_util::future::join_all(loops).await;
+        })
     }
 
     /// True once every provider has at least one usable key.
     pub fn is_ready(&self) -> bool {
-        todo!()
+        self.providers
+            .iter()
+            .all(|provider| provider.current().is_some())
     }
+
+    /// Returns the provider whose issuer is exactly `issuer`.
+    pub fn provider(&self, issuer: &str) -> Option<ProviderId> {
+        self.by_issuer.get(issuer).copied()
+    }
+
+    /// Returns the provider's current key set, if one was loaded.
+    pub fn current(&self, id: ProviderId) -> Option<Arc<LoadedKeys>> {
+        self.providers[id.0].current()
+    }
+
+    /// Finds the keys for a token's `kid`. A `kid` missing from the set triggers one refetch
+    /// shared by every request that waits for it, at most once per `unknown_kid_cooldown`;
+    /// within the cooldown the lookup fails at once. Without a `kid`, the set must hold
+    /// exactly one key.
+    pub async fn find_key(
+        &self,
+        id: ProviderId,
+        kid: Option<&str>,
+    ) -> Result<KeyMatch, KeyLookupError> {
+        let provider = &self.providers[id.0];
+        // Read before the lookup: if a fetch finishes after this point, the count differs.
+        let fetches_seen = provider.finished_fetches.load(Ordering::Acquire);
+        let loaded = provider.current().ok_or(KeyLookupError::NotLoaded)?;
+        let Some(kid) = kid else {
+            return match loaded.set.only_key() {
+                Some(key) => Ok(KeyMatch {
+                    candidates: vec![Arc::clone(key)],
+                    generation: loaded.generation,
+                }),
+                None => Err(KeyLookupError::KidRequired(loaded.set.len())),
+            };
+        };
+        if let Some(found) = lookup_kid(&loaded, kid) {
+            return Ok(found);
+        }
+
+        let mut last_fetch = provider.last_unknown_kid_fetch.lock().await;
+        let fetched_meanwhile =
+            provider.finished_fetches.load(Ordering::Acquire) != fetches_seen;
+        let in_cooldown = last_fetch
+            .is_some_and(|started| started.elapsed() < provider.unknown_kid_cooldown);
+        if !fetched_meanwhile {
+            if in_cooldown {
+                return Err(KeyLookupError::UnknownKid(kid.to_owned()));
+            }
+            *last_fetch = Some(Instant::now());
+            tracing::info!(issuer = %provider.issuer, kid, "refetching the JWKS for an unknown kid");
+            // A failure is already logged and counted; the lookup below then fails.
+            let _ = self.refresh(id).await;
+        }
+        drop(last_fetch);
+
+        provider
+            .current()
+            .and_then(|loaded| lookup_kid(&loaded, kid))
+            .ok_or_else(|| KeyLookupError::UnknownKid(kid.to_owned()))
+    }
+
+    /// Fetches every provider's set once, in order, and returns the first error. For tests
+    /// and tools that need keys without the background task.
+    pub async fn refresh_all(&self) -> Result<(), FetchError> {
+        for index in 0..self.providers.len() {
+            self.refresh(ProviderId(index)).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches and installs one provider's set. Logs and counts the result.
+    async fn refresh(&self, id: ProviderId) -> Result<(), FetchError> {
+        let provider = &self.providers[id.0];
+        let issuer = provider.issuer.as_str();
+        let location = provider.fetcher.location();
+        let result = match self.fetch_set(provider).await {
+            Ok(set) => {
+                let count = set.len();
+                let changed = self.install(provider, set);
+                self.metrics
+                    .keys_loaded
+                    .with_label_values(&[issuer])
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+                self.metrics
+                    .jwks_fetches
+                    .with_label_values(&[issuer, "ok"])
+                    .inc();
+                if changed {
+                    tracing::info!(issuer, uri = %location, keys = count, "loaded a new JWKS");
+                } else {
+                    tracing::debug!(issuer, uri = %location, keys = count, "JWKS unchanged");
+                }
+                Ok(())
+            }
+            Err(err) => {
+                self.metrics
+                    .jwks_fetches
+                    .with_label_values(&[issuer, "error"])
+                    .inc();
+                tracing::warn!(issuer, uri = %location, error = %err, "JWKS fetch failed; keeping the previous keys");
+                Err(err)
+            }
+        };
+        provider.finished_fetches.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    async fn fetch_set(&self, provider: &ProviderKeys) -> Result<KeySet, FetchError> {
+        let document = provider.fetcher.fetch().await?;
+        let parsed = parse_jwks(&document, &provider.algorithms)
+            .map_err(|message| provider.fetcher.error(FetchProblem::InvalidDocument(message)))?;
+        for skipped in &parsed.skipped {
+            tracing::warn!(
+                issuer = %provider.issuer,
+                kid = skipped.kid.as_deref().unwrap_or("<none>"),
+                reason = %skipped.reason,
+                "skipping an unusable JWK"
+            );
+        }
+        if parsed.keys.is_empty() {
+            return Err(provider.fetcher.error(FetchProblem::NoUsableKeys {
+                skipped: parsed.skipped.len(),
+            }));
+        }
+        Ok(KeySet::new(parsed.keys))
+    }
+
+    /// Replaces the provider's set; returns whether the keys changed. An unchanged set keeps
+    /// its generation, so cached verifications stay valid across routine refreshes.
+    fn install(&self, provider: &ProviderKeys, set: KeySet) -> bool {
+        let mut current = provider
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(loaded) = current.as_ref() {
+            if loaded.set.same_keys(&set) {
+                return false;
+            }
+        }
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        *current = Some(Arc::new(LoadedKeys { set, generation }));
+        true
+    }
+
+    /// Fetches until the first success, then every `refresh_interval`; failures retry with
+    /// backoff and keep the last good set.
+    async fn keep_fresh(&self, id: ProviderId) {
+        let provider = &self.providers[id.0];
+        let mut backoff = Backoff::new();
+        loop {
+            let delay = match self.refresh(id).await {
+                Ok(()) => {
+                    backoff.reset();
+                    provider.refresh_interval
+                }
+                Err(_) => backoff.next_delay(),
+            };
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+fn lookup_kid(loaded: &LoadedKeys, kid: &str) -> Option<KeyMatch> {
+    let candidates = loaded.set.by_kid(kid);
+    if candidates.is_empty() {
+        return None;
+    }
+    Some(KeyMatch {
+        candidates: candidates.to_vec(),
+        generation: loaded.generation,
+    })
 }

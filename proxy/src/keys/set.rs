@@ -1,0 +1,159 @@
+//! An immutable set of usable keys for one provider, indexed by `kid`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+/// The signature algorithm family of a key. A token's `alg` must belong to the family of the
+/// key that verifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyFamily {
+    /// RS256/384/512 and PS256/384/512.
+    Rsa,
+    /// ES256.
+    EcP256,
+    /// ES384.
+    EcP384,
+    /// EdDSA with Ed25519.
+    Ed25519,
+}
+
+impl KeyFamily {
+    /// Returns the family whose keys can verify `algorithm`, or `None` for HMAC.
+    pub fn of(algorithm: Algorithm) -> Option<KeyFamily> {
+        match algorithm {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => Some(KeyFamily::Rsa),
+            Algorithm::ES256 => Some(KeyFamily::EcP256),
+            Algorithm::ES384 => Some(KeyFamily::EcP384),
+            Algorithm::EdDSA => Some(KeyFamily::Ed25519),
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            KeyFamily::Rsa => "RSA",
+            KeyFamily::EcP256 => "EC P-256",
+            KeyFamily::EcP384 => "EC P-384",
+            KeyFamily::Ed25519 => "Ed25519",
+        };
+        f.write_str(name)
+    }
+}
+
+/// One usable public key from a provider's JWKS.
+#[derive(Clone)]
+pub struct VerificationKey {
+    /// The JWK's `kid`, if it has one.
+    pub kid: Option<String>,
+    pub family: KeyFamily,
+    /// The JWK's `alg`, when it pins the key to one algorithm.
+    pub algorithm: Option<Algorithm>,
+    pub key: DecodingKey,
+    /// The decoded public key parameters, used to tell whether a refresh changed the set.
+    pub(crate) material: Vec<u8>,
+}
+
+impl fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("family", &self.family)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerificationKey {
+    fn same_as(&self, other: &VerificationKey) -> bool {
+        self.kid == other.kid
+            && self.family == other.family
+            && self.algorithm == other.algorithm
+            && self.material == other.material
+    }
+
+    /// Whether this key may verify a token signed with `algorithm`.
+    pub fn accepts(&self, algorithm: Algorithm) -> bool {
+        KeyFamily::of(algorithm) == Some(self.family)
+            && self.algorithm.is_none_or(|pinned| pinned == algorithm)
+    }
+}
+
+/// The usable keys of one provider, as loaded by one successful fetch.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Arc<VerificationKey>>,
+    by_kid: HashMap<String, Vec<Arc<VerificationKey>>>,
+}
+
+impl KeySet {
+    /// Builds a set from parsed keys, in JWKS order.
+    pub fn new(keys: Vec<VerificationKey>) -> KeySet {
+        let keys: Vec<Arc<VerificationKey>> = keys.into_iter().map(Arc::new).collect();
+        let mut by_kid: HashMap<String, Vec<Arc<VerificationKey>>> = HashMap::new();
+        for key in &keys {
+            if let Some(kid) = &key.kid {
+                by_kid.entry(kid.clone()).or_default().push(Arc::clone(key));
+            }
+        }
+        KeySet { keys, by_kid }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Returns the keys whose `kid` is exactly `kid`. Several keys may share a `kid` when
+    /// they belong to different families.
+    pub fn by_kid(&self, kid: &str) -> &[Arc<VerificationKey>] {
+        self.by_kid.get(kid).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Returns the only key of the set, for tokens without a `kid`; `None` when the set holds
+    /// several keys, because the choice would be a guess.
+    pub fn only_key(&self) -> Option<&Arc<VerificationKey>> {
+        match self.keys.as_slice() {
+            [key] => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Whether the set holds `key`: the same `kid`, family, pinned algorithm and material.
+    pub fn contains(&self, key: &VerificationKey) -> bool {
+        self.keys.iter().any(|candidate| candidate.same_as(key))
+    }
+
+    /// Whether both sets hold the same keys with the same `kid`s, in any order.
+    pub fn same_keys(&self, other: &KeySet) -> bool {
+        let summary = |set: &KeySet| {
+            let mut entries: Vec<_> = set
+                .keys
+                .iter()
+                .map(|key| {
+                    (
+                        key.kid.clone(),
+                        key.family.to_string(),
+                        key.algorithm.map(|algorithm| format!("{algorithm:?}")),
+                        key.material.clone(),
+                    )
+                })
+                .collect();
+            entries.sort();
+            entries
+        };
+        summary(self) == summary(other)
+    }
+}

@@ -1,0 +1,112 @@
+//! The verified-token cache: skips the signature check for a token seen recently.
+//!
+//! Entries are keyed by the SHA-256 of the token, so the token text is never stored. An entry
+//! is used only while verification itself would still accept the token (`now < exp + leeway`)
+//! and while the key that verified it is still in the issuer's set.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use sha2::{Digest, Sha256};
+
+use super::VerifiedToken;
+use crate::keys::{KeyStore, ProviderId, VerificationKey};
+
+/// SHA-256 of a token's text.
+pub type TokenHash = [u8; 32];
+
+/// Hashes a token for use as a cache key.
+pub fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// One verified token and what it depends on.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub token: Arc<VerifiedToken>,
+    pub provider: ProviderId,
+    /// The key that verified the signature, compared with the issuer's current set.
+    pub key: Arc<VerificationKey>,
+    /// Generation of the key set `key` came from; while it is current, `key` is too.
+    pub generation: u64,
+    /// First second (since the Unix epoch) at which verification would reject the token.
+    pub usable_until: i64,
+}
+
+/// A bounded map of verified tokens.
+///
+/// When full, an insert first drops expired entries; if the map is still full, the new token
+/// is not cached. Evicting live entries instead (LRU) would cost bookkeeping on every hit, and
+/// a flood of distinct valid tokens would only churn the cache, so the choice here is to keep
+/// the tokens already cached and verify the rest every time.
+#[derive(Debug)]
+pub struct TokenCache {
+    entries: DashMap<TokenHash, CacheEntry>,
+    max_entries: usize,
+    /// Earliest `usable_until` seen by the last sweep: before then, sweeping a full map cannot
+    /// free anything, so it is skipped.
+    next_sweep: AtomicI64,
+}
+
+impl TokenCache {
+    /// Creates a cache of at most `max_entries` tokens.
+    pub fn new(max_entries: usize) -> TokenCache {
+        TokenCache {
+            entries: DashMap::new(),
+            max_entries,
+            next_sweep: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Returns the cached token if it is still usable at `now` with the issuer's current keys;
+    /// removes the entry otherwise.
+    pub fn get(&self, hash: &TokenHash, now: i64, keys: &KeyStore) -> Option<Arc<VerifiedToken>> {
+        let entry = self.entries.get(hash)?.clone();
+        if now < entry.usable_until && key_still_current(&entry, keys) {
+            return Some(entry.token);
+        }
+        self.entries.remove(hash);
+        None
+    }
+
+    /// Caches a verified token, unless the cache is full of entries that are still usable.
+    pub fn insert(&self, hash: TokenHash, entry: CacheEntry, now: i64) {
+        if self.entries.len() >= self.max_entries {
+            self.sweep(now);
+            if self.entries.len() >= self.max_entries {
+                return;
+            }
+        }
+        self.entries.insert(hash, entry);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn sweep(&self, now: i64) {
+        if now < self.next_sweep.load(Ordering::Relaxed) {
+            return;
+        }
+        self.entries.retain(|_, entry| now < entry.usable_until);
+        let earliest = self
+            .entries
+            .iter()
+            .map(|entry| entry.usable_until)
+            .min()
+            .unwrap_or(i64::MIN);
+        self.next_sweep.store(earliest, Ordering::Relaxed);
+    }
+}
+
+/// Whether the key that verified the entry is still in the issuer's set. A changed set
+/// (new generation) still keeps the entry when the same key, with the same `kid` and
+/// material, is part of it.
+fn key_still_current(entry: &CacheEntry, keys: &KeyStore) -> bool {
+    let Some(loaded) = keys.current(entry.provider) else {
+        return false;
+    };
+    loaded.generation == entry.generation || loaded.set.contains(&entry.key)
+}

@@ -1,0 +1,147 @@
+//! Claim checks on a payload whose signature has been verified (RFC 7519 section 4.1 and
+//! RFC 9068): issuer, expiry, not-before, issued-at, audience, and the identity claims.
+
+use serde_json::{Map, Value};
+
+use super::error::VerifyError;
+use super::VerifiedToken;
+use crate::config::ProviderConfig;
+
+/// Checks the claims against `provider` at `now` (seconds since the Unix epoch) and builds the
+/// verified token. `leeway` widens `exp` and `nbf` by the provider's allowed clock skew.
+pub fn check(
+    payload: Map<String, Value>,
+    provider: &ProviderConfig,
+    now: i64,
+) -> Result<VerifiedToken, VerifyError> {
+    let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
+
+    let issuer = payload.get("iss").and_then(Value::as_str);
+    if issuer != Some(provider.issuer.as_str()) {
+        return Err(VerifyError::WrongIssuer {
+            issuer: issuer.map(str::to_owned),
+        });
+    }
+
+    let expires_at = match payload.get("exp") {
+        Some(value) => numeric_date("exp", value)?,
+        None => {
+            return Err(VerifyError::InvalidClaim {
+                claim: "exp",
+                problem: "is missing",
+            })
+        }
+    };
+    if expires_at.saturating_add(leeway) <= now {
+        return Err(VerifyError::Expired {
+            expired_at: expires_at,
+        });
+    }
+    if let Some(value) = payload.get("nbf") {
+        let not_before = numeric_date("nbf", value)?;
+        if not_before.saturating_sub(leeway) > now {
+            return Err(VerifyError::NotYetValid { not_before });
+        }
+    }
+    if let Some(value) = payload.get("iat") {
+        numeric_date("iat", value)?;
+    }
+
+    check_audience(payload.get("aud"), &provider.audiences)?;
+
+    let subject = optional_string(&payload, "sub")?;
+    let client_id = optional_string(&payload, "client_id")?;
+    let scopes = match payload.get("scope") {
+        Some(value) => scope_list("scope", value)?,
+        None => match payload.get("scp") {
+            Some(value) => scope_list("scp", value)?,
+            None => Vec::new(),
+        },
+    };
+
+    Ok(VerifiedToken {
+        issuer: provider.issuer.clone(),
+        subject,
+        client_id,
+        scopes,
+        claims: payload,
+        expires_at: u64::try_from(expires_at).unwrap_or(0),
+    })
+}
+
+/// Reads a NumericDate: a JSON number of seconds since the Unix epoch. A fraction is dropped,
+/// rounding toward the past, and values outside the `i64` range saturate. A string that
+/// holds digits is not a number and fails.
+fn numeric_date(claim: &'static str, value: &Value) -> Result<i64, VerifyError> {
+    let Value::Number(number) = value else {
+        return Err(VerifyError::InvalidClaim {
+            claim,
+            problem: "is not a number",
+        });
+    };
+    if let Some(seconds) = number.as_i64() {
+        return Ok(seconds);
+    }
+    if number.is_u64() {
+        return Ok(i64::MAX);
+    }
+    // Only a fraction or a huge value remains; `as` saturates at the i64 bounds.
+    let seconds = number.as_f64().unwrap_or(0.0).floor();
+    Ok(seconds as i64)
+}
+
+/// Accepts `aud` as a string or an array of strings that contains one of `expected`, compared
+/// exactly and case-sensitively. Missing, null, empty, numeric and nested values fail.
+fn check_audience(value: Option<&Value>, expected: &[String]) -> Result<(), VerifyError> {
+    let matches = |audience: &str| expected.iter().any(|wanted| wanted == audience);
+    let accepted = match value {
+        Some(Value::String(audience)) => matches(audience),
+        Some(Value::Array(items)) => {
+            items.iter().all(Value::is_string)
+                && items.iter().filter_map(Value::as_str).any(matches)
+        }
+        _ => false,
+    };
+    if accepted {
+        Ok(())
+    } else {
+        Err(VerifyError::WrongAudience {
+            expected: expected.to_vec(),
+        })
+    }
+}
+
+fn optional_string(
+    payload: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<String>, VerifyError> {
+    match payload.get(claim) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(VerifyError::InvalidClaim {
+            claim,
+            problem: "is not a string",
+        }),
+    }
+}
+
+/// Reads scopes from a space-separated string (RFC 8693 `scope`) or an array of strings (the
+/// `scp` form some issuers use). Empty entries from repeated spaces are dropped.
+fn scope_list(claim: &'static str, value: &Value) -> Result<Vec<String>, VerifyError> {
+    let invalid = VerifyError::InvalidClaim {
+        claim,
+        problem: "is neither a space-separated string nor an array of strings",
+    };
+    match value {
+        Value::String(text) => Ok(text
+            .split(' ')
+            .filter(|scope| !scope.is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or(invalid.clone()))
+            .collect(),
+        _ => Err(invalid),
+    }
+}
