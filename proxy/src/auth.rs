@@ -1,73 +1,200 @@
-//! The per-request authorization decision the inbound listener makes, and its mapping to
-//! RFC 6750 responses.
+//! The per-request authorization decision the inbound listener makes, and the one place that
+//! maps a failure to its RFC 6750 response.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
+use serde_json::json;
 
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::verify::{VerifiedToken, VerifyError};
+use crate::policy::{check_path, extract_bearer, has_scopes, RouteDecision, RoutePolicy};
+use crate::verify::{VerifiedToken, Verifier, VerifyError};
+
+pub use crate::policy::InvalidRequest;
+
+/// Seconds a client should wait before retrying while keys are loading. The first fetch
+/// retries within 5 seconds at most, so by then the keys are usually there.
+const KEYS_UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
 
 /// Why a request was not authorized.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthFailure {
+    /// No `Authorization` header, or one with a scheme other than Bearer.
     #[error("a bearer token is required")]
     MissingToken,
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidRequest(InvalidRequest),
     #[error("invalid token: {0}")]
     InvalidToken(VerifyError),
-    #[error("insufficient scope: requires {}", required.join(" "))]
+    /// The token lacks a scope the route requires; `required` lists all of the route's scopes.
+    #[error("insufficient scope: the route requires {}", required.join(" "))]
     InsufficientScope { required: Vec<String> },
+    /// The token's issuer has no keys loaded yet, so the token cannot be checked. The request
+    /// is not forwarded, and the client is told to retry rather than that the token is bad.
     #[error("the signing keys of issuer {issuer} are not loaded yet")]
     KeysUnavailable { issuer: String },
 }
 
 impl AuthFailure {
     /// The HTTP status of the rejection.
-    pub fn status(&self) -> http::StatusCode {
-        todo!()
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthFailure::MissingToken | AuthFailure::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthFailure::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            AuthFailure::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            AuthFailure::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
     }
 
     /// Short label for logs and metrics (`missing_token`, `expired`, `bad_signature`, ...).
     pub fn reason(&self) -> &'static str {
-        todo!()
+        match self {
+            AuthFailure::MissingToken => "missing_token",
+            AuthFailure::InvalidRequest(invalid) => invalid.reason(),
+            AuthFailure::InvalidToken(err) => err.reason(),
+            AuthFailure::InsufficientScope { .. } => "insufficient_scope",
+            AuthFailure::KeysUnavailable { .. } => "keys_unavailable",
+        }
     }
 
-    /// The complete RFC 6750 response: status, WWW-Authenticate, JSON body.
-    pub fn to_response(&self, realm: &str) -> http::Response<Full<Bytes>> {
-        let _ = realm;
-        todo!()
+    /// The complete RFC 6750 response: status, `WWW-Authenticate`, and a JSON body with
+    /// `error` and `error_description`, marked `Cache-Control: no-store`.
+    ///
+    /// A missing token gets a challenge without error attributes (RFC 6750 section 3.1).
+    /// KeysUnavailable gets `Retry-After` and no challenge, because no credential would help.
+    pub fn to_response(&self, realm: &str) -> Response<Full<Bytes>> {
+        let (error, description) = match self {
+            AuthFailure::MissingToken => ("unauthorized", "a bearer token is required".to_owned()),
+            AuthFailure::InvalidRequest(invalid) => ("invalid_request", invalid.to_string()),
+            AuthFailure::InvalidToken(err) => ("invalid_token", err.description()),
+            AuthFailure::InsufficientScope { required } => (
+                "insufficient_scope",
+                format!("the request requires the scopes: {}", required.join(" ")),
+            ),
+            AuthFailure::KeysUnavailable { .. } => (
+                "temporarily_unavailable",
+                "the signing keys are not loaded yet; retry later".to_owned(),
+            ),
+        };
+
+        let mut challenge = format!("Bearer realm={}", quoted_string(realm));
+        match self {
+            AuthFailure::MissingToken | AuthFailure::KeysUnavailable { .. } => {}
+            AuthFailure::InsufficientScope { required } => {
+                challenge.push_str(&format!(
+                    ", error=\"insufficient_scope\", error_description={}, scope={}",
+                    quoted_string(&description),
+                    quoted_string(&required.join(" "))
+                ));
+            }
+            _ => challenge.push_str(&format!(
+                ", error=\"{error}\", error_description={}",
+                quoted_string(&description)
+            )),
+        }
+
+        let body = json!({ "error": error, "error_description": description }).to_string();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let AuthFailure::KeysUnavailable { .. } = self {
+            headers.insert(RETRY_AFTER, HeaderValue::from(KEYS_UNAVAILABLE_RETRY_AFTER_SECS));
+        } else {
+            // quoted_string leaves no byte that a header value forbids, so this always succeeds;
+            // the fallback keeps a valid challenge if that ever changes.
+            let value = HeaderValue::from_bytes(challenge.as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+        response
     }
+}
+
+/// Quotes `value` as an HTTP quoted-string (RFC 9110 section 5.6.4): `"` and `\` are
+/// backslash-escaped, and control characters, which a header value cannot carry, become `?`.
+fn quoted_string(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            c if c.is_control() => quoted.push('?'),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// Decides, per request, whether it may pass to the app.
 pub struct Authorizer {
-    _verifier: crate::verify::Verifier,
+    policy: RoutePolicy,
+    verifier: Verifier,
 }
 
 impl Authorizer {
-    /// Builds the route table and the verifier from the configuration.
+    /// Builds the route table and the verifier from the configuration. `keys` must be built
+    /// from `config.providers`.
     pub fn new(config: &Config, keys: Arc<KeyStore>, metrics: Metrics) -> Authorizer {
-        let verifier =
-            crate::verify::Verifier::new(keys, &config.providers, &config.cache, metrics);
         Authorizer {
-            _verifier: verifier,
+            policy: RoutePolicy::new(config.routes.clone()),
+            verifier: Verifier::new(keys, &config.providers, &config.cache, metrics),
+        }
+    }
+
+    /// Wraps an existing verifier, for tests that control its clock.
+    #[cfg(test)]
+    pub(crate) fn with_verifier(config: &Config, verifier: Verifier) -> Authorizer {
+        Authorizer {
+            policy: RoutePolicy::new(config.routes.clone()),
+            verifier,
         }
     }
 
     /// Finds the route, extracts the token, verifies it and checks scopes. Ok(None) for a
     /// route with auth = "none"; Ok(Some(token)) when verified; Err(failure) otherwise.
+    ///
+    /// `path` is the request path without the query; unsafe paths fail before route matching,
+    /// on every route including open ones.
     pub async fn authorize(
         &self,
         method: &http::Method,
         path: &str,
         headers: &http::HeaderMap,
     ) -> Result<Option<Arc<VerifiedToken>>, AuthFailure> {
-        let _ = (method, path, headers);
-        todo!()
+        check_path(method, path)
+            .map_err(|problem| AuthFailure::InvalidRequest(InvalidRequest::UnsafePath(problem)))?;
+        let required = match self.policy.decide(method, path) {
+            RouteDecision::Open => return Ok(None),
+            RouteDecision::TokenRequired { scopes } => scopes,
+        };
+
+        let token = extract_bearer(headers)
+            .map_err(AuthFailure::InvalidRequest)?
+            .ok_or(AuthFailure::MissingToken)?;
+        let verified = self.verifier.verify(token).await.map_err(|err| match err {
+            VerifyError::KeysUnavailable { issuer } => AuthFailure::KeysUnavailable { issuer },
+            other => AuthFailure::InvalidToken(other),
+        })?;
+
+        if !has_scopes(required, &verified.scopes) {
+            return Err(AuthFailure::InsufficientScope {
+                required: required.to_vec(),
+            });
+        }
+        Ok(Some(verified))
     }
 }
+
+#[cfg(test)]
+mod tests;
