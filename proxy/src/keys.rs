@@ -8,6 +8,10 @@ mod backoff;
 mod fetch;
 mod jwk;
 mod set;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +25,9 @@ use crate::config::ProviderConfig;
 use crate::metrics::Metrics;
 use crate::tls::TlsError;
 use backoff::Backoff;
-use fetch::{FetchProblem, Fetcher};
+use fetch::Fetcher;
 
-pub use fetch::{FetchError, MAX_JWKS_BYTES};
+pub use fetch::{FetchError, FetchProblem, MAX_JWKS_BYTES};
 pub use jwk::{parse_jwks, ParsedJwks, SkipReason, SkippedKey};
 pub use set::{KeyFamily, KeySet, VerificationKey};
 

@@ -1,0 +1,304 @@
+//! Test support shared by the auth modules: real signing keys, tokens, and an in-process JWKS
+//! server on 127.0.0.1 that counts requests and can fail, stall or swap its key set.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::{JwksSource, ProviderConfig};
+
+pub const ISSUER: &str = "https://sts.test";
+pub const AUDIENCE: &str = "orders";
+/// The fixed "now" of tests that control the verifier's clock: 2027-01-15T08:00:00Z.
+pub const NOW: i64 = 1_800_000_000;
+
+/// A private signing key with the public JWK that matches it.
+#[derive(Clone)]
+pub struct TestKey {
+    pub kid: String,
+    pub algorithm: Algorithm,
+    pub encoding: EncodingKey,
+    /// The public JWK, with `kid`, `use` and `alg` set.
+    pub jwk: Value,
+}
+
+/// RSA key generation takes a noticeable time, so tests share a few keys.
+fn rsa_private_key(slot: usize) -> &'static rsa::RsaPrivateKey {
+    static KEYS: [OnceLock<rsa::RsaPrivateKey>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    KEYS[slot].get_or_init(|| {
+        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation")
+    })
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl TestKey {
+    /// An RS256 key; `slot` (0 to 2) picks one of the shared RSA keys.
+    pub fn rsa(kid: &str, slot: usize) -> TestKey {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::traits::PublicKeyParts;
+
+        let private = rsa_private_key(slot);
+        let pem = private
+            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+            .expect("PKCS#1 encoding");
+        TestKey {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA PEM"),
+            jwk: json!({
+                "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+                "n": b64(&private.n().to_bytes_be()),
+                "e": b64(&private.e().to_bytes_be()),
+            }),
+        }
+    }
+
+    /// A fresh ES256 key.
+    pub fn ec(kid: &str) -> TestKey {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::EncodePrivateKey;
+
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let pem = secret
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .expect("PKCS#8 encoding");
+        let point = secret.public_key().to_encoded_point(false);
+        TestKey {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC PEM"),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+                "x": b64(point.x().expect("uncompressed point")),
+                "y": b64(point.y().expect("uncompressed point")),
+            }),
+        }
+    }
+
+    /// A fresh Ed25519 key.
+    pub fn ed25519(kid: &str) -> TestKey {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+
+        let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let pem = signing
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .expect("PKCS#8 encoding");
+        TestKey {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_pem(pem.as_bytes()).expect("Ed25519 PEM"),
+            jwk: json!({
+                "kty": "OKP", "crv": "Ed25519", "kid": kid, "use": "sig", "alg": "EdDSA",
+                "x": b64(signing.verifying_key().as_bytes()),
+            }),
+        }
+    }
+
+    /// Signs `claims` with jsonwebtoken's encoder, with `typ: at+jwt` and this key's `kid`.
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.algorithm);
+        header.typ = Some("at+jwt".to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
+    }
+
+    /// Signs raw header and payload JSON text as given, so tests can craft any header.
+    pub fn sign_raw(&self, header_json: &str, payload_json: &str) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            b64(header_json.as_bytes()),
+            b64(payload_json.as_bytes())
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &self.encoding,
+            self.algorithm,
+        )
+        .expect("signing");
+        format!("{signing_input}.{signature}")
+    }
+}
+
+/// A JWKS document holding the public JWKs of `keys`.
+pub fn jwks(keys: &[&TestKey]) -> Value {
+    json!({ "keys": keys.iter().map(|key| key.jwk.clone()).collect::<Vec<_>>() })
+}
+
+/// RFC 9068 claims from [`ISSUER`] for [`AUDIENCE`], valid from `now - 10` to `now + 3600`.
+pub fn claims_at(now: i64) -> Value {
+    json!({
+        "iss": ISSUER,
+        "sub": "peter",
+        "aud": [AUDIENCE, "inventory"],
+        "client_id": "applicationid",
+        "scope": "foo bar",
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + 3600,
+        "jti": "6d1f0b8c-2a1e-4c4e-9a55-0c2d1f7e9b10",
+    })
+}
+
+/// The same claims as [`claims_at`] around the current system time.
+pub fn current_claims() -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    claims_at(i64::try_from(now).expect("time fits i64"))
+}
+
+/// A provider for [`ISSUER`] reading its keys from `jwks`, with the configuration defaults.
+pub fn provider(jwks: JwksSource) -> ProviderConfig {
+    ProviderConfig {
+        issuer: ISSUER.to_owned(),
+        audiences: vec![AUDIENCE.to_owned()],
+        jwks,
+        ca_file: None,
+        algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
+        leeway: Duration::from_secs(60),
+        refresh_interval: Duration::from_secs(300),
+        unknown_kid_cooldown: Duration::from_secs(30),
+        fetch_timeout: Duration::from_secs(5),
+    }
+}
+
+/// What the JWKS server sends and how it behaves.
+struct ServerState {
+    document: Mutex<String>,
+    requests: AtomicUsize,
+    /// Requests still to answer with 500 before serving the document again.
+    failures_left: AtomicUsize,
+    /// While held, every request waits for a permit before it is answered.
+    gate: Mutex<Option<Arc<Semaphore>>>,
+}
+
+/// An HTTP JWKS server on 127.0.0.1, port 0, living as long as the test's runtime.
+pub struct JwksServer {
+    addr: SocketAddr,
+    state: Arc<ServerState>,
+}
+
+impl JwksServer {
+    /// Starts serving `document`.
+    pub async fn start(document: Value) -> JwksServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let state = Arc::new(ServerState {
+            document: Mutex::new(document.to_string()),
+            requests: AtomicUsize::new(0),
+            failures_left: AtomicUsize::new(0),
+            gate: Mutex::new(None),
+        });
+        let server_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&server_state);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| answer(Arc::clone(&state), request));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        JwksServer { addr, state }
+    }
+
+    pub fn uri(&self) -> Uri {
+        format!("http://{}/.well-known/jwks.json", self.addr)
+            .parse()
+            .expect("valid URI")
+    }
+
+    pub fn source(&self) -> JwksSource {
+        JwksSource::Uri(self.uri())
+    }
+
+    /// Requests received so far, including held and failed ones.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn set_document(&self, document: Value) {
+        *self.state.document.lock().expect("lock") = document.to_string();
+    }
+
+    pub fn set_raw_document(&self, document: String) {
+        *self.state.document.lock().expect("lock") = document;
+    }
+
+    /// Answers the next `count` requests with 500.
+    pub fn fail_next(&self, count: usize) {
+        self.state.failures_left.store(count, Ordering::SeqCst);
+    }
+
+    /// Makes requests wait until [`JwksServer::release`].
+    pub fn hold(&self) {
+        *self.state.gate.lock().expect("lock") = Some(Arc::new(Semaphore::new(0)));
+    }
+
+    /// Lets every held and future request through.
+    pub fn release(&self) {
+        if let Some(gate) = self.state.gate.lock().expect("lock").take() {
+            gate.add_permits(Semaphore::MAX_PERMITS / 2);
+        }
+    }
+
+    /// Waits until the server has received at least `count` requests (at most 10 s).
+    pub async fn wait_for_requests(&self, count: usize) {
+        for _ in 0..1000 {
+            if self.requests() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the JWKS server got {} requests, expected {count}", self.requests());
+    }
+}
+
+async fn answer(
+    state: Arc<ServerState>,
+    _request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let gate = state.gate.lock().expect("lock").clone();
+    if let Some(gate) = gate {
+        let _permit = gate.acquire().await;
+    }
+    let failing = state
+        .failures_left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+        .is_ok();
+    let mut response = if failing {
+        Response::new(Full::new(Bytes::from_static(b"unavailable")))
+    } else {
+        let document = state.document.lock().expect("lock").clone();
+        Response::new(Full::new(Bytes::from(document)))
+    };
+    if failing {
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    Ok(response)
+}

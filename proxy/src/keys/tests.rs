@@ -1,0 +1,436 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::testing::{jwks, provider, JwksServer, TestKey, ISSUER};
+use super::*;
+use crate::config::JwksSource;
+
+fn store(provider: ProviderConfig) -> (Arc<KeyStore>, Metrics) {
+    let metrics = Metrics::new();
+    let store = KeyStore::new(&[provider], metrics.clone()).expect("key store");
+    (store, metrics)
+}
+
+fn fetches(metrics: &Metrics, result: &str) -> u64 {
+    metrics
+        .jwks_fetches
+        .with_label_values(&[ISSUER, result])
+        .get()
+}
+
+fn kids(store: &KeyStore) -> Vec<String> {
+    let id = store.provider(ISSUER).expect("provider");
+    let loaded = store.current(id).expect("keys loaded");
+    let mut kids: Vec<String> = ["rsa-1", "rsa-2", "ec-1", "ed-1", "new", "old"]
+        .iter()
+        .filter(|kid| !loaded.set.by_kid(kid).is_empty())
+        .map(|kid| kid.to_string())
+        .collect();
+    kids.sort();
+    kids
+}
+
+#[tokio::test]
+async fn store_loads_every_key_family() {
+    let keys = [TestKey::rsa("rsa-1", 0), TestKey::ec("ec-1"), TestKey::ed25519("ed-1")];
+    let server = JwksServer::start(jwks(&[&keys[0], &keys[1], &keys[2]])).await;
+    let (store, metrics) = store(provider(server.source()));
+
+    assert!(!store.is_ready());
+    store.refresh_all().await.expect("fetch");
+
+    assert!(store.is_ready());
+    assert_eq!(kids(&store), ["ec-1", "ed-1", "rsa-1"]);
+    let id = store.provider(ISSUER).expect("provider");
+    let loaded = store.current(id).expect("loaded");
+    assert_eq!(loaded.set.by_kid("rsa-1")[0].family, KeyFamily::Rsa);
+    assert_eq!(loaded.set.by_kid("ec-1")[0].family, KeyFamily::EcP256);
+    assert_eq!(loaded.set.by_kid("ed-1")[0].family, KeyFamily::Ed25519);
+    assert_eq!(metrics.keys_loaded.with_label_values(&[ISSUER]).get(), 3);
+    assert_eq!(fetches(&metrics, "ok"), 1);
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn store_reads_jwks_file() {
+    let key = TestKey::ec("ec-1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, jwks(&[&key]).to_string()).expect("write");
+    let (store, _) = store(provider(JwksSource::File(path)));
+
+    store.refresh_all().await.expect("fetch");
+
+    assert_eq!(kids(&store), ["ec-1"]);
+}
+
+#[tokio::test]
+async fn missing_file_fails_fetch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, metrics) = store(provider(JwksSource::File(dir.path().join("absent.json"))));
+
+    let err = store.refresh_all().await.expect_err("no file");
+
+    assert!(matches!(err.problem, FetchProblem::File(_)), "{err}");
+    assert!(err.to_string().contains("absent.json"), "{err}");
+    assert!(!store.is_ready());
+    assert_eq!(fetches(&metrics, "error"), 1);
+}
+
+#[tokio::test]
+async fn unusable_jwk_is_skipped_alone() {
+    let good = TestKey::ec("ec-1");
+    let symmetric = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
+    let server = JwksServer::start(json!({"keys": [symmetric, good.jwk]})).await;
+    let (store, _) = store(provider(server.source()));
+
+    store.refresh_all().await.expect("fetch");
+
+    assert_eq!(kids(&store), ["ec-1"]);
+    let id = store.provider(ISSUER).expect("provider");
+    assert_eq!(store.current(id).expect("loaded").set.len(), 1);
+}
+
+#[tokio::test]
+async fn set_without_usable_key_keeps_store_unready() {
+    let symmetric = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
+    let server = JwksServer::start(json!({"keys": [symmetric]})).await;
+    let (store, metrics) = store(provider(server.source()));
+
+    let err = store.refresh_all().await.expect_err("no usable key");
+
+    assert!(matches!(err.problem, FetchProblem::NoUsableKeys { skipped: 1 }), "{err}");
+    assert!(!store.is_ready());
+    assert_eq!(fetches(&metrics, "error"), 1);
+}
+
+#[tokio::test]
+async fn failed_refresh_keeps_last_good_set() {
+    let key = TestKey::ec("ec-1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let (store, _) = store(provider(server.source()));
+    store.refresh_all().await.expect("first fetch");
+
+    server.fail_next(1);
+    let err = store.refresh_all().await.expect_err("server error");
+    assert!(matches!(err.problem, FetchProblem::Status(StatusCode::INTERNAL_SERVER_ERROR)), "{err}");
+    assert_eq!(kids(&store), ["ec-1"]);
+
+    server.set_document(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
+    store.refresh_all().await.expect_err("no usable key");
+    assert_eq!(kids(&store), ["ec-1"]);
+
+    server.set_raw_document("not json".to_owned());
+    let err = store.refresh_all().await.expect_err("invalid document");
+    assert!(matches!(err.problem, FetchProblem::InvalidDocument(_)), "{err}");
+    assert_eq!(kids(&store), ["ec-1"]);
+}
+
+#[tokio::test]
+async fn refresh_drops_removed_key() {
+    let old = TestKey::ec("old");
+    let new = TestKey::ec("new");
+    let server = JwksServer::start(jwks(&[&old, &new])).await;
+    let (store, _) = store(provider(server.source()));
+    store.refresh_all().await.expect("first fetch");
+    let id = store.provider(ISSUER).expect("provider");
+    let first_generation = store.current(id).expect("loaded").generation;
+
+    server.set_document(jwks(&[&new]));
+    store.refresh_all().await.expect("second fetch");
+
+    assert_eq!(kids(&store), ["new"]);
+    assert_ne!(store.current(id).expect("loaded").generation, first_generation);
+}
+
+#[tokio::test]
+async fn unchanged_refresh_keeps_generation() {
+    let key = TestKey::ec("ec-1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let (store, _) = store(provider(server.source()));
+    store.refresh_all().await.expect("first fetch");
+    let id = store.provider(ISSUER).expect("provider");
+    let generation = store.current(id).expect("loaded").generation;
+
+    store.refresh_all().await.expect("second fetch");
+
+    assert_eq!(store.current(id).expect("loaded").generation, generation);
+}
+
+#[tokio::test]
+async fn oversized_document_is_rejected() {
+    let server = JwksServer::start(json!({})).await;
+    server.set_raw_document(" ".repeat(MAX_JWKS_BYTES + 1));
+    let (store, _) = store(provider(server.source()));
+
+    let err = store.refresh_all().await.expect_err("too large");
+
+    assert!(matches!(err.problem, FetchProblem::TooLarge), "{err}");
+}
+
+#[tokio::test]
+async fn stalled_fetch_times_out() {
+    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    server.hold();
+    let mut config = provider(server.source());
+    config.fetch_timeout = Duration::from_millis(100);
+    let (store, _) = store(config);
+
+    let err = store.refresh_all().await.expect_err("stalled");
+
+    assert!(matches!(err.problem, FetchProblem::TimedOut(_)), "{err}");
+    server.release();
+}
+
+#[tokio::test]
+async fn background_task_retries_until_ready() {
+    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    server.fail_next(2);
+    let (store, metrics) = store(provider(server.source()));
+
+    let task = store.spawn();
+    server.wait_for_requests(3).await;
+    for _ in 0..500 {
+        if store.is_ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+
+    assert!(store.is_ready());
+    assert_eq!(fetches(&metrics, "error"), 2);
+    assert_eq!(fetches(&metrics, "ok"), 1);
+}
+
+#[tokio::test]
+async fn background_task_refreshes_on_interval() {
+    let server = JwksServer::start(jwks(&[&TestKey::ec("old")])).await;
+    let mut config = provider(server.source());
+    config.refresh_interval = Duration::from_millis(50);
+    let (store, _) = store(config);
+
+    let task = store.spawn();
+    server.wait_for_requests(1).await;
+    server.set_document(jwks(&[&TestKey::ec("new")]));
+    server.wait_for_requests(3).await;
+    task.abort();
+
+    assert_eq!(kids(&store), ["new"]);
+}
+
+#[tokio::test]
+async fn unknown_kid_fetch_is_shared() {
+    let old = TestKey::ec("old");
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let (store, metrics) = store(provider(server.source()));
+    store.refresh_all().await.expect("first fetch");
+    let id = store.provider(ISSUER).expect("provider");
+
+    server.set_document(jwks(&[&old, &TestKey::ec("new")]));
+    server.hold();
+    let lookups: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.find_key(id, Some("new")).await })
+        })
+        .collect();
+    server.wait_for_requests(2).await;
+    server.release();
+
+    for lookup in lookups {
+        let found = lookup.await.expect("task").expect("key found after the refetch");
+        assert_eq!(found.candidates[0].kid.as_deref(), Some("new"));
+    }
+    assert_eq!(server.requests(), 2);
+    assert_eq!(fetches(&metrics, "ok"), 2);
+}
+
+#[tokio::test]
+async fn unknown_kid_within_cooldown_fails_at_once() {
+    let server = JwksServer::start(jwks(&[&TestKey::ec("old")])).await;
+    let (store, _) = store(provider(server.source()));
+    store.refresh_all().await.expect("first fetch");
+    let id = store.provider(ISSUER).expect("provider");
+
+    let first = store.find_key(id, Some("missing-1")).await;
+    let second = store.find_key(id, Some("missing-2")).await;
+
+    assert_eq!(first.expect_err("unknown"), KeyLookupError::UnknownKid("missing-1".into()));
+    assert_eq!(second.expect_err("unknown"), KeyLookupError::UnknownKid("missing-2".into()));
+    assert_eq!(server.requests(), 2, "one initial fetch and one refetch");
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_after_cooldown() {
+    let server = JwksServer::start(jwks(&[&TestKey::ec("old")])).await;
+    let mut config = provider(server.source());
+    config.unknown_kid_cooldown = Duration::ZERO;
+    let (store, _) = store(config);
+    store.refresh_all().await.expect("first fetch");
+    let id = store.provider(ISSUER).expect("provider");
+
+    store.find_key(id, Some("missing-1")).await.expect_err("unknown");
+    store.find_key(id, Some("missing-2")).await.expect_err("unknown");
+
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn missing_kid_needs_single_key() {
+    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    let (store, _) = store(provider(server.source()));
+    store.refresh_all().await.expect("fetch");
+    let id = store.provider(ISSUER).expect("provider");
+
+    assert!(store.find_key(id, None).await.is_ok());
+
+    server.set_document(jwks(&[&TestKey::ec("ec-1"), &TestKey::ec("ec-2")]));
+    store.refresh_all().await.expect("fetch");
+    assert_eq!(
+        store.find_key(id, None).await.expect_err("ambiguous"),
+        KeyLookupError::KidRequired(2)
+    );
+    assert_eq!(server.requests(), 2, "a missing kid never triggers a fetch");
+}
+
+#[tokio::test]
+async fn lookup_before_first_fetch_fails() {
+    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    let (store, _) = store(provider(server.source()));
+    let id = store.provider(ISSUER).expect("provider");
+
+    assert_eq!(
+        store.find_key(id, Some("ec-1")).await.expect_err("not loaded"),
+        KeyLookupError::NotLoaded
+    );
+    assert_eq!(server.requests(), 0);
+}
+
+fn parse_one(jwk: Value, allowed: &[Algorithm]) -> Result<(), SkipReason> {
+    let parsed = parse_jwks(json!({ "keys": [jwk] }).to_string().as_bytes(), allowed)
+        .expect("valid document");
+    match parsed.skipped.first() {
+        Some(skipped) => Err(skipped.reason.clone()),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn jwk_skip_reasons() {
+    let all = [Algorithm::RS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA];
+    let ec = TestKey::ec("ec-1").jwk;
+    let with = |changes: Value| {
+        let mut jwk = ec.clone();
+        for (name, value) in changes.as_object().expect("object") {
+            if value.is_null() {
+                jwk.as_object_mut().expect("object").remove(name);
+            } else {
+                jwk[name] = value.clone();
+            }
+        }
+        jwk
+    };
+    let x = ec["x"].as_str().expect("x").to_owned();
+
+    let cases: Vec<(Value, SkipReason)> = vec![
+        (json!("not an object"), SkipReason::NotAnObject),
+        (with(json!({"kid": 7})), SkipReason::FieldNotString("kid")),
+        (with(json!({"use": "enc"})), SkipReason::NotForSignatures("enc".into())),
+        (with(json!({"key_ops": ["encrypt"]})), SkipReason::NoVerifyOperation),
+        (with(json!({"kty": "oct"})), SkipReason::UnsupportedKeyType("oct".into())),
+        (with(json!({"kty": null})), SkipReason::MissingField("kty")),
+        (with(json!({"alg": "ES512"})), SkipReason::UnknownAlgorithm("ES512".into())),
+        (with(json!({"alg": "HS256"})), SkipReason::UnknownAlgorithm("HS256".into())),
+        (
+            with(json!({"alg": "RS256"})),
+            SkipReason::AlgorithmDoesNotFit { algorithm: "RS256".into(), family: KeyFamily::EcP256 },
+        ),
+        (with(json!({"crv": "P-521"})), SkipReason::UnsupportedCurve("P-521".into())),
+        (with(json!({"crv": "P-384"})), SkipReason::WrongLength { field: "x", expected: 48, found: 32 }),
+        (with(json!({"x": format!("{x}=")})), SkipReason::InvalidBase64("x")),
+        (with(json!({"x": x.replace('-', "+").replace('_', "/")})), SkipReason::InvalidBase64("x")),
+        (with(json!({"x": format!(" {x}")})), SkipReason::InvalidBase64("x")),
+        (with(json!({"y": null})), SkipReason::MissingField("y")),
+        (
+            json!({"kty": "OKP", "crv": "Ed448", "x": x}),
+            SkipReason::UnsupportedCurve("Ed448".into()),
+        ),
+        (
+            json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}),
+            SkipReason::WrongLength { field: "x", expected: 32, found: 3 },
+        ),
+    ];
+    for (jwk, expected) in cases {
+        assert_eq!(parse_one(jwk.clone(), &all), Err(expected), "{jwk}");
+    }
+}
+
+#[test]
+fn jwk_base64_with_spare_bits_is_rejected() {
+    // "AB" decodes to one byte with non-zero unused bits; only "AA".."AP" style spellings
+    // with zero trailing bits are canonical.
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": format!("{}AB", "A".repeat(40))});
+    assert_eq!(
+        parse_one(jwk, &[Algorithm::EdDSA]),
+        Err(SkipReason::InvalidBase64("x"))
+    );
+}
+
+#[test]
+fn jwk_algorithm_must_be_allowed() {
+    let ec = TestKey::ec("ec-1").jwk;
+    assert_eq!(
+        parse_one(ec.clone(), &[Algorithm::RS256]),
+        Err(SkipReason::AlgorithmNotAllowed("ES256".into()))
+    );
+    let mut without_alg = ec;
+    without_alg.as_object_mut().expect("object").remove("alg");
+    assert_eq!(
+        parse_one(without_alg.clone(), &[Algorithm::RS256]),
+        Err(SkipReason::NoAllowedAlgorithm(KeyFamily::EcP256))
+    );
+    assert_eq!(parse_one(without_alg, &[Algorithm::ES256]), Ok(()));
+}
+
+#[test]
+fn short_rsa_modulus_is_rejected() {
+    let rsa = TestKey::rsa("rsa-1", 0).jwk;
+    let mut short = rsa.clone();
+    // A 1024-bit modulus: 128 bytes with the top bit set.
+    short["n"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        [0xC1u8; 128]
+    ));
+    assert_eq!(parse_one(short, &[Algorithm::RS256]), Err(SkipReason::RsaModulusSize(1024)));
+    assert_eq!(parse_one(rsa, &[Algorithm::RS256]), Ok(()));
+}
+
+#[test]
+fn rsa_modulus_leading_zero_is_tolerated() {
+    let rsa = TestKey::rsa("rsa-1", 0).jwk;
+    let n = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        rsa["n"].as_str().expect("n"),
+    )
+    .expect("base64");
+    let mut padded = rsa.clone();
+    padded["n"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        [vec![0u8], n].concat()
+    ));
+    assert_eq!(parse_one(padded, &[Algorithm::RS256]), Ok(()));
+}
+
+#[test]
+fn jwks_without_keys_array_fails() {
+    assert!(parse_jwks(b"{}", &[Algorithm::RS256]).is_err());
+    assert!(parse_jwks(b"{\"keys\": {}}", &[Algorithm::RS256]).is_err());
+    assert!(parse_jwks(b"[]", &[Algorithm::RS256]).is_err());
+    let empty = parse_jwks(b"{\"keys\": []}", &[Algorithm::RS256]).expect("valid");
+    assert!(empty.keys.is_empty());
+}
