@@ -138,7 +138,11 @@ impl<H: Handler> Server<H> {
                     }
                 },
                 // Reaps finished connections so the set does not grow without bound.
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                    if let Err(err) = joined {
+                        tracing::error!(listener = server.name, error = %err, "connection task panicked");
+                    }
+                }
             }
         };
         drop(listener);

@@ -134,7 +134,10 @@ async fn sigterm_drains_in_flight_request() {
     wait_ready(admin.parse().unwrap()).await;
 
     let token = signer().token();
-    let in_flight = tokio::spawn(async move { get(inbound, "/slow", Some(&token)).await });
+    let bearer = token.clone();
+    let in_flight = tokio::spawn(async move {
+        get(inbound, "/slow?access_token=query-secret", Some(&bearer)).await
+    });
     app.wait_for_requests(1).await;
     let killed = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
@@ -163,4 +166,18 @@ async fn sigterm_drains_in_flight_request() {
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(log.contains("sidecar stopped"), "{log}");
+
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("portcullis::access"))
+        .collect();
+    assert_eq!(access.len(), 1, "{log}");
+    assert!(access[0].contains(r#"path="/slow""#), "{}", access[0]);
+    assert!(access[0].contains("status=200"), "{}", access[0]);
+    assert!(access[0].contains(r#"subject="peter""#), "{}", access[0]);
+    assert!(
+        !log.contains("query-secret"),
+        "the query string was logged: {log}"
+    );
+    assert!(!log.contains(&token), "the token was logged: {log}");
 }

@@ -469,3 +469,41 @@ async fn shutdown_drains_in_flight_request() {
     assert_eq!(reply.status, StatusCode::OK);
     shutdown.await.unwrap();
 }
+
+#[tokio::test]
+async fn h2c_prior_knowledge_accepted() {
+    let app = App::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Spec::new(dir.path(), app.addr).start().await;
+    let uri = format!("http://orders.test/orders?id=9");
+
+    let reply = common::get_h2c(sidecar.inbound_addr(), &uri, Some(&signer().token())).await;
+
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.version, Version::HTTP_2);
+    let requests = app.requests();
+    assert_eq!(requests[0].version, Version::HTTP_11);
+    assert_eq!(requests[0].uri, "/orders?id=9");
+    assert_eq!(requests[0].one("host"), "orders.test");
+}
+
+#[tokio::test]
+async fn shutdown_cuts_requests_after_grace() {
+    let app = App::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = Spec::new(dir.path(), app.addr);
+    spec.shutdown_grace_secs = 1;
+    let sidecar = spec.start().await;
+    let inbound = sidecar.inbound_addr();
+    let token = signer().token();
+
+    let in_flight = tokio::spawn(async move { get(inbound, "/slow", Some(&token)).await });
+    app.wait_for_requests(1).await;
+    // The app never answers, so the request is still running when the grace period ends.
+    sidecar.shutdown().await;
+
+    let result = in_flight.await.unwrap();
+    assert!(result.is_err(), "the cut request got {result:?}");
+    assert!(tokio::net::TcpStream::connect(inbound).await.is_err());
+    app.release();
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{metric, metrics_text, pki, raw_request, signer, App, Pki, Spec};
+use common::{get_h2c, metric, metrics_text, pki, raw_request, signer, App, Pki, Spec};
 use portcullis::RunningSidecar;
 
 /// Two sidecars and two apps: orders (with an outbound service `inventory`) and inventory
@@ -182,4 +182,24 @@ async fn peer_rejection_passes_through() {
         reply.head
     );
     assert!(mesh.inventory_app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn h2c_request_routed_by_authority() {
+    let mesh = Mesh::start().await;
+    let token = signer().token();
+
+    let reply = get_h2c(
+        mesh.outbound(),
+        "http://inventory/items?page=1",
+        Some(&token),
+    )
+    .await;
+
+    assert_eq!(reply.status, http::StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.version, http::Version::HTTP_2);
+    let requests = mesh.inventory_app.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].uri, "/items?page=1");
+    assert_eq!(requests[0].one("authorization"), format!("Bearer {token}"));
 }

@@ -552,6 +552,26 @@ pub async fn send(
     Ok(read_reply(response).await)
 }
 
+/// Sends `GET uri` over cleartext HTTP/2 with prior knowledge (h2c) to `addr`. The URI's
+/// authority becomes `:authority`, so it can name a host other than `addr`.
+pub async fn get_h2c(addr: SocketAddr, uri: &str, token: Option<&str>) -> Reply {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let mut request = Request::get(uri).version(Version::HTTP_2);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = sender
+        .send_request(request.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("HTTP/2 response");
+    read_reply(response).await
+}
+
 /// A response read from a raw socket.
 #[derive(Debug)]
 pub struct RawReply {
