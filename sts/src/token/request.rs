@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Body;
 use percent_encoding::percent_decode_str;
 use zeroize::Zeroizing;
@@ -18,6 +18,10 @@ use super::error::OAuthError;
 /// Maximum token request body, in bytes. A token request is a handful of short parameters,
 /// and 8 KiB still leaves room for long passwords and scope lists.
 pub(crate) const MAX_BODY_BYTES: usize = 8 * 1024;
+
+/// Maximum body read and discarded after [`MAX_BODY_BYTES`] was exceeded, so a client
+/// that sent a moderately oversized body still receives the error response.
+pub(crate) const MAX_DRAINED_BYTES: usize = 64 * 1024;
 
 /// Standard base64 that accepts Basic credentials with or without padding, since clients
 /// differ.
@@ -61,8 +65,11 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), OAuthError> 
     Ok(())
 }
 
-/// Reads the request body, rejecting bodies over [`MAX_BODY_BYTES`] without reading them
-/// when `Content-Length` announces the size.
+/// Reads the request body, up to [`MAX_BODY_BYTES`].
+///
+/// A larger body is an `invalid_request`. The rest of a body up to [`MAX_DRAINED_BYTES`]
+/// is read and discarded first, because closing a connection with unread data makes the
+/// kernel reset it, which can destroy the error response before the client reads it.
 pub(crate) async fn read_body<B>(headers: &HeaderMap, body: B) -> Result<Bytes, OAuthError>
 where
     B: Body,
@@ -74,16 +81,34 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if announced.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+    if announced.is_some_and(|length| length > MAX_DRAINED_BYTES as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(OAuthError::invalid_request(format!(
-            "failed to read the request body: {error}"
-        ))),
+
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            OAuthError::invalid_request(format!(
+                "failed to read the request body: {}",
+                error.into()
+            ))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.remaining());
+        if total <= MAX_BODY_BYTES {
+            collected.put(data);
+        } else if total > MAX_DRAINED_BYTES {
+            break;
+        }
     }
+    if total > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    Ok(collected.freeze())
 }
 
 /// Form parameters of a token request, each present at most once.

@@ -75,6 +75,7 @@ async fn body_over_limit_is_rejected() {
     assert_eq!(error.code, ErrorCode::InvalidRequest);
 
     let announced = headers(&[(header::CONTENT_LENGTH, "1000000")]);
+    // The announced length alone decides, so the empty body is never read.
     let error = read_body(&announced, Full::new(Bytes::new()))
         .await
         .unwrap_err();
