@@ -62,6 +62,7 @@ pub struct Verifier {
 struct Verified {
     token: VerifiedToken,
     provider: ProviderId,
+    kid: Option<String>,
     key: Arc<VerificationKey>,
     generation: u64,
     usable_until: i64,
@@ -125,6 +126,7 @@ impl Verifier {
         let entry = CacheEntry {
             token: Arc::clone(&token),
             provider: verified.provider,
+            kid: verified.kid,
             key: verified.key,
             generation: verified.generation,
             usable_until: verified.usable_until,
@@ -201,11 +203,13 @@ impl Verifier {
         }
 
         let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
+        let kid = unverified.kid;
         let token = claims::check(unverified.payload, provider, now)?;
         let expires_at = i64::try_from(token.expires_at).unwrap_or(i64::MAX);
         Ok(Verified {
             token,
             provider: provider_id,
+            kid,
             key,
             generation: found.generation,
             usable_until: expires_at.saturating_add(leeway),

@@ -74,7 +74,8 @@ impl fmt::Debug for VerificationKey {
 }
 
 impl VerificationKey {
-    fn same_as(&self, other: &VerificationKey) -> bool {
+    /// Whether both are the same key: same `kid`, family, pinned algorithm and material.
+    pub fn same_as(&self, other: &VerificationKey) -> bool {
         self.kid == other.kid
             && self.family == other.family
             && self.algorithm == other.algorithm
@@ -129,11 +130,6 @@ impl KeySet {
             [key] => Some(key),
             _ => None,
         }
-    }
-
-    /// Whether the set holds `key`: the same `kid`, family, pinned algorithm and material.
-    pub fn contains(&self, key: &VerificationKey) -> bool {
-        self.keys.iter().any(|candidate| candidate.same_as(key))
     }
 
     /// Whether both sets hold the same keys with the same `kid`s, in any order.

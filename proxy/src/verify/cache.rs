@@ -26,6 +26,8 @@ pub fn hash_token(token: &str) -> TokenHash {
 pub struct CacheEntry {
     pub token: Arc<VerifiedToken>,
     pub provider: ProviderId,
+    /// The token's `kid`, which chose `key`.
+    pub kid: Option<String>,
     /// The key that verified the signature, compared with the issuer's current set.
     pub key: Arc<VerificationKey>,
     /// Generation of the key set `key` came from; while it is current, `key` is too.
@@ -101,12 +103,25 @@ impl TokenCache {
     }
 }
 
-/// Whether the key that verified the entry is still in the issuer's set. A changed set
-/// (new generation) still keeps the entry when the same key, with the same `kid` and
-/// material, is part of it.
+/// Whether the token's `kid` still selects the key that verified it. After a change of the
+/// set (new generation) the entry stays valid only if a fresh lookup would pick the same
+/// key: by `kid`, or as the only key of the set for a token without one.
 fn key_still_current(entry: &CacheEntry, keys: &KeyStore) -> bool {
     let Some(loaded) = keys.current(entry.provider) else {
         return false;
     };
-    loaded.generation == entry.generation || loaded.set.contains(&entry.key)
+    if loaded.generation == entry.generation {
+        return true;
+    }
+    match &entry.kid {
+        Some(kid) => loaded
+            .set
+            .by_kid(kid)
+            .iter()
+            .any(|key| key.same_as(&entry.key)),
+        None => loaded
+            .set
+            .only_key()
+            .is_some_and(|key| key.same_as(&entry.key)),
+    }
 }
