@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 
 use crate::metrics::Metrics;
 
-/// Which listener handled a request; the `direction` label of the request metrics.
+/// The listener that handled a request, used as the `direction` label of the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Inbound,
@@ -26,7 +26,7 @@ impl Direction {
     }
 }
 
-/// What is known about a request when its response headers are sent.
+/// The facts about a request that are known when its response headers are sent.
 #[derive(Debug)]
 pub struct RequestRecord<'a> {
     pub direction: Direction,
@@ -38,7 +38,7 @@ pub struct RequestRecord<'a> {
     pub started: Instant,
     /// The verified token's `sub`, when the request carried one.
     pub subject: Option<&'a str>,
-    /// Why the sidecar answered itself: an auth rejection (`expired`, `missing_token`, ...)
+    /// The reason the sidecar wrote the response itself: an auth rejection (`expired`, `missing_token`, ...)
     /// or an upstream failure (`connect`, `timeout`, `unknown_service`, ...).
     pub reason: Option<&'a str>,
 }

@@ -18,7 +18,7 @@ use crate::upstream::{full_body, json_response, ProxyBody};
 /// The content type of the Prometheus text exposition format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
-/// Answers the admin endpoints of one sidecar.
+/// Handler for the admin endpoints of one sidecar.
 pub struct Admin {
     metrics: Metrics,
     keys: Arc<KeyStore>,
@@ -34,7 +34,7 @@ impl Admin {
         }
     }
 
-    /// 200 when every provider has keys and no shutdown has started, else 503 with the
+    /// Returns 200 when every provider has keys and no shutdown has started, else 503 with the
     /// reason, so a load balancer sends traffic only to a sidecar that can verify tokens.
     fn readiness(&self) -> Response<ProxyBody> {
         let reason = if self.drain.is_draining() {

@@ -2,7 +2,7 @@
 //!
 //! Every forwarded request loses client-sent identity headers and hop-by-hop headers, gains
 //! the verified identity headers and `X-Forwarded-For`/`X-Forwarded-Proto`, and keeps its
-//! body streaming. A rejected request is answered here and never reaches the app.
+//! body streaming. A rejected request gets its response here and never reaches the app.
 
 use std::time::{Duration, Instant};
 
@@ -97,7 +97,7 @@ impl Inbound {
         }
         append_forwarded_for(&mut parts.headers, connection.peer.ip());
         set_forwarded_proto(&mut parts.headers, connection.tls);
-        // HTTP/2 carries the host in `:authority`; an HTTP/1.1 app expects it in `Host`.
+        // HTTP/2 carries the host in `:authority`, but an HTTP/1.1 app expects it in `Host`.
         if !parts.headers.contains_key(HOST) {
             let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
             if let Some(value) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
@@ -170,8 +170,8 @@ impl Handler for Inbound {
     }
 }
 
-/// The body downstream clients get when the app cannot be reached. It names no address:
-/// the client is outside the pod and the log has the details.
+/// Builds the response downstream clients get when the app cannot be reached. It names no
+/// address, because the client is outside the pod and the log has the details.
 fn upstream_failure_response(kind: FailureKind, timeout: Duration) -> Response<ProxyBody> {
     let body = match kind {
         FailureKind::Timeout => json!({

@@ -31,8 +31,8 @@ struct Cli {
 enum Command {
     /// Validate a config file and the TLS files it names, then exit.
     ///
-    /// Prints a one-line summary and exits with status 0 when the file is valid; prints the
-    /// error, naming the field, and exits with status 1 when it is not.
+    /// Prints a one-line summary and exits with status 0 when the file is valid. Otherwise it
+    /// prints the error, naming the field, and exits with status 1.
     CheckConfig {
         /// Path of the TOML config file to check.
         #[arg(value_name = "FILE")]
@@ -66,7 +66,7 @@ fn check_config(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One line naming what the sidecar would do, such as `valid: inbound 0.0.0.0:9443 (TLS) ->
+/// Builds the one-line summary of what the sidecar would run, such as `valid: inbound 0.0.0.0:9443 (TLS) ->
 /// http://127.0.0.1:8081, 1 provider, 2 routes, outbound 127.0.0.1:15001 (1 service), admin
 /// 127.0.0.1:9901`.
 fn summary(config: &Config) -> String {
@@ -104,8 +104,8 @@ fn plural(count: usize, noun: &str) -> String {
 fn run(path: &Path) -> ExitCode {
     init_logging();
     // Code paths that build rustls configs without an explicit provider use the process
-    // default; the crate enables only `ring`, so that is what gets installed. An `Err` means
-    // a provider is already installed, which is just as good.
+    // default. The crate enables only `ring`, so that is the one installed. An `Err` means a
+    // provider is already installed, which works as well.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let config = match Config::from_file(path) {
@@ -156,8 +156,7 @@ async fn serve(config: Config) -> ExitCode {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only help a person at a terminal; in files and log collectors they are
-    // noise.
+    // Colour codes help only a person at a terminal and are noise in files and collectors.
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -201,7 +201,7 @@ impl Handler for Outbound {
     }
 }
 
-/// The lower-case host the request is addressed to: the URI's authority when the request is
+/// Returns the lower-case host the request is addressed to: the URI's authority when the request is
 /// in absolute form (or HTTP/2), else the `Host` header. The port and a trailing dot are
 /// dropped.
 fn target_host<B>(request: &Request<B>) -> Option<String> {

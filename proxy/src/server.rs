@@ -26,10 +26,10 @@ use tracing::Instrument;
 use crate::upstream::ProxyBody;
 
 /// A client that opens a connection and never finishes the TLS handshake would otherwise
-/// hold a task and a socket forever; 10 seconds is ample for a handshake on any network.
+/// hold a task and a socket forever. A handshake on a working network takes far less.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A failing `accept` (usually out of file descriptors) would otherwise spin the loop; a
+/// A failing `accept` (usually out of file descriptors) would otherwise spin the loop. A
 /// short pause lets connections close before the next try.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -42,8 +42,8 @@ pub struct ConnectionInfo {
     pub tls: bool,
 }
 
-/// Answers the requests of one listener. Errors become responses inside the handler, so a
-/// connection only ends when the peer or a shutdown ends it.
+/// Request handler for one listener. It turns errors into responses itself, so a connection
+/// ends only when the peer or a shutdown ends it.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
@@ -61,14 +61,14 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// The address the listener is bound to (with the real port when it was bound to 0).
+    /// Returns the address the listener is bound to (the real port when it was bound to 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// Stops accepting, asks every open connection to finish its in-flight requests and
-    /// close, and waits until they have or `deadline` passes. Connections still open then
-    /// are closed. Returns how many were closed that way.
+    /// Stops accepting and starts a graceful close of every open connection, which lets
+    /// in-flight requests finish. Waits until all have closed or `deadline` passes, then
+    /// closes the rest and returns how many it closed that way.
     pub async fn drain(self, deadline: Instant) -> usize {
         // If the loop has already ended, the send fails and the join below returns at once.
         let _ = self.stop.send(deadline);
@@ -123,7 +123,7 @@ impl<H: Handler> Server<H> {
         let deadline = loop {
             tokio::select! {
                 deadline = &mut stop => {
-                    // A dropped handle means nobody waits for a drain: stop at once.
+                    // A dropped handle means no caller waits for a drain, so stop at once.
                     break deadline.unwrap_or_else(|_| Instant::now());
                 }
                 accepted = listener.accept() => match accepted {
@@ -223,7 +223,7 @@ impl<H: Handler> Server<H> {
 /// HTTP/1.1 and HTTP/2 on one connection type, chosen by the client's first bytes.
 fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The timer turns on hyper's default HTTP/1 header read timeout (30 seconds), which
+    // The timer turns on hyper 1's default HTTP/1 header read timeout (30 seconds), which
     // closes connections that send request headers too slowly.
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());

@@ -1,5 +1,5 @@
-//! Graceful shutdown: the signals that start it and the flag that tells readiness checks a
-//! drain is under way. The drain itself is [`crate::sidecar::RunningSidecar::shutdown`].
+//! Graceful shutdown: the signals that start it and the flag that readiness checks read
+//! during a drain. The drain itself is [`crate::sidecar::RunningSidecar::shutdown`].
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Set once a shutdown starts; `/readyz` answers 503 from then on so load balancers stop
-/// sending new traffic. Clones share the flag.
+/// A flag set once a shutdown starts. From then on `/readyz` returns 503, so load balancers
+/// stop sending new traffic. Clones share the flag.
 #[derive(Debug, Clone, Default)]
 pub struct DrainFlag(Arc<AtomicBool>);
 

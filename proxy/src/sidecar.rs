@@ -51,9 +51,9 @@ pub struct RunningSidecar {
     shutdown_grace: Duration,
 }
 
-/// Binds every listener and starts serving. Does not wait for signing keys: the key refresh
-/// task fetches them in the background, `/readyz` answers 503 until it has, and requests
-/// that need a token get 503 with `Retry-After` meanwhile.
+/// Binds every listener and starts serving. It does not wait for signing keys: the key
+/// refresh task fetches them in the background. Until it has, `/readyz` returns 503 and
+/// requests that need a token get 503 with `Retry-After`.
 pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
     let metrics = Metrics::new();
 
@@ -124,8 +124,8 @@ pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
     })
 }
 
-/// Loads every TLS file the configuration names, as [`start`] does, without binding
-/// anything. For `portcullis check-config`.
+/// Loads every TLS file the configuration names, as [`start`] does, but binds nothing.
+/// `portcullis check-config` uses it.
 pub fn check_files(config: &Config) -> Result<(), StartError> {
     inbound_tls_acceptor(config)?;
     if let Some(outbound) = &config.outbound {

@@ -1,5 +1,5 @@
 //! The client that forwards requests to the app (inbound) and to peer services (outbound),
-//! the body type every listener answers with, and the mapping of upstream failures to
+//! the body type of every listener's responses, and the mapping of upstream failures to
 //! `502 Bad Gateway` and `504 Gateway Timeout`.
 //!
 //! Header rules shared by both directions live in [`headers`].
@@ -43,7 +43,7 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<P
     response
 }
 
-/// Why a forwarded request got no response. The label is the `kind` of the
+/// The reason a forwarded request got no response. Its label is the `kind` of the
 /// `portcullis_upstream_errors_total` metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -58,7 +58,7 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// The metric label.
+    /// Returns the metric label.
     pub fn label(self) -> &'static str {
         match self {
             FailureKind::Connect => "connect",
@@ -68,7 +68,7 @@ impl FailureKind {
         }
     }
 
-    /// The status sent downstream: 504 for a timeout, 502 for everything else.
+    /// Returns the status sent downstream: 504 for a timeout, 502 for everything else.
     pub fn status(self) -> StatusCode {
         match self {
             FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -158,7 +158,7 @@ impl UpstreamClient {
 
 fn http_connector() -> HttpConnector {
     let mut connector = HttpConnector::new();
-    // Requests are small and latency-bound; Nagle's algorithm only delays them.
+    // Requests are small and latency-bound, so Nagle's algorithm would only delay them.
     connector.set_nodelay(true);
     // The HTTPS connector checks the scheme itself and needs the inner one to accept https.
     connector.enforce_http(false);
@@ -220,8 +220,8 @@ pub fn upstream_uri(base: &Uri, path_and_query: Option<&PathAndQuery>) -> Uri {
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(base.scheme().cloned().unwrap_or(Scheme::HTTP));
     parts.authority = base.authority().cloned();
-    // Both halves were parsed from valid URIs and joining them keeps the path valid; the
-    // fallback keeps the request working with the request's own path if that ever fails.
+    // Both halves come from valid URIs, so the joined path is valid too. If that ever
+    // failed, the fallback forwards to the request's own path.
     parts.path_and_query = Some(
         PathAndQuery::try_from(joined)
             .ok()
@@ -231,7 +231,7 @@ pub fn upstream_uri(base: &Uri, path_and_query: Option<&PathAndQuery>) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }
 
-/// The `Host` value for a request to `base`: its authority (host and port as configured).
+/// Returns the `Host` value for a request to `base`: its authority (host and port as configured).
 pub fn host_value(base: &Uri) -> Option<HeaderValue> {
     base.authority()
         .map(Authority::as_str)

@@ -145,7 +145,7 @@ async fn sigterm_drains_in_flight_request() {
         .unwrap();
     assert!(killed.success());
 
-    // The closed inbound port shows the drain has begun; only then may the app answer.
+    // The closed inbound port shows the drain has begun. Only then may the app respond.
     let deadline = tokio::time::Instant::now() + common::WAIT_LIMIT;
     while tokio::net::TcpStream::connect(inbound).await.is_ok() {
         assert!(

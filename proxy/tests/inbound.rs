@@ -454,7 +454,7 @@ async fn shutdown_drains_in_flight_request() {
     app.wait_for_requests(1).await;
     let shutdown = tokio::spawn(sidecar.shutdown());
 
-    // Once the listener is closed the drain has begun; only then may the app answer.
+    // Once the listener is closed the drain has begun. Only then may the app respond.
     let deadline = tokio::time::Instant::now() + common::WAIT_LIMIT;
     while tokio::net::TcpStream::connect(inbound).await.is_ok() {
         assert!(
@@ -475,9 +475,9 @@ async fn h2c_prior_knowledge_accepted() {
     let app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
     let sidecar = Spec::new(dir.path(), app.addr).start().await;
-    let uri = format!("http://orders.test/orders?id=9");
+    let uri = "http://orders.test/orders?id=9";
 
-    let reply = common::get_h2c(sidecar.inbound_addr(), &uri, Some(&signer().token())).await;
+    let reply = common::get_h2c(sidecar.inbound_addr(), uri, Some(&signer().token())).await;
 
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.version, Version::HTTP_2);
@@ -499,7 +499,7 @@ async fn shutdown_cuts_requests_after_grace() {
 
     let in_flight = tokio::spawn(async move { get(inbound, "/slow", Some(&token)).await });
     app.wait_for_requests(1).await;
-    // The app never answers, so the request is still running when the grace period ends.
+    // The app never responds, so the request is still running when the grace period ends.
     sidecar.shutdown().await;
 
     let result = in_flight.await.unwrap();

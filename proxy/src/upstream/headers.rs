@@ -1,6 +1,5 @@
-//! Header rules for forwarded messages: hop-by-hop headers (RFC 9110 section 7.6.1) are
-//! removed in both directions, and inbound requests get `X-Forwarded-For` and
-//! `X-Forwarded-Proto`.
+//! Header rules for forwarded messages: hop-by-hop headers are removed in both directions,
+//! and inbound requests get `X-Forwarded-For` and `X-Forwarded-Proto`.
 
 use std::net::IpAddr;
 
@@ -12,8 +11,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Headers that describe one connection and must not be forwarded. `Keep-Alive` and
-/// `Proxy-Connection` are not in RFC 9110's list but old clients still send them.
+/// Headers that describe one connection rather than the message, so a proxy must not
+/// forward them. `Keep-Alive` and `Proxy-Connection` date from before HTTP/1.1, and old
+/// clients still send them.
 const HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -45,7 +45,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Appends `peer` to `X-Forwarded-For`, merging all existing copies into one
-/// comma-separated value so the app sees a single header.
+/// comma-separated value so the app gets a single header.
 pub fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
     // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; apps expect a.b.c.d.
     let peer = peer.to_canonical().to_string();
@@ -56,7 +56,7 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
     }
     value.extend_from_slice(peer.as_bytes());
     // Every part is a valid header value and ", " adds only visible ASCII, so the join is
-    // valid too; if it ever were not, the peer address alone is still correct.
+    // valid too. If it ever were not, the peer address alone is still correct.
     let merged = HeaderValue::from_bytes(&value)
         .or_else(|_| HeaderValue::from_str(&peer))
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));

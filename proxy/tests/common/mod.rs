@@ -34,8 +34,8 @@ use portcullis::RunningSidecar;
 
 pub const ISSUER: &str = "https://sts.test";
 pub const KID: &str = "test-key-1";
-/// Upper bound for polling loops (readiness, a listener closing). Tests wait for a state,
-/// never assert on how long it took; this only keeps a broken build from hanging.
+/// Upper bound for polling loops (readiness, a listener closing). Tests wait for a state and
+/// never assert on how long it took. This bound only keeps a broken build from hanging.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------
@@ -47,7 +47,8 @@ pub struct Signer {
     pub jwks: String,
 }
 
-/// One 2048-bit key per test binary: generating it is the slowest step of the fixtures.
+/// Returns the signer, creating one 2048-bit key per test binary because generating it is
+/// the slowest step of the fixtures.
 pub fn signer() -> &'static Signer {
     static SIGNER: OnceLock<Signer> = OnceLock::new();
     SIGNER.get_or_init(|| {
@@ -104,12 +105,12 @@ impl Signer {
         jsonwebtoken::encode(&header, claims, &self.encoding_key).expect("token signing")
     }
 
-    /// A valid token with the default claims.
+    /// Signs a valid token with the default claims.
     pub fn token(&self) -> String {
         self.sign(&claims())
     }
 
-    /// A valid token whose claims are the defaults with `changes` merged in.
+    /// Signs a valid token whose claims are the defaults with `changes` merged in.
     pub fn token_with(&self, changes: Value) -> String {
         let mut claims = claims();
         let object = claims.as_object_mut().expect("claims are an object");
@@ -205,7 +206,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// Every value of header `name`, as strings.
+    /// Returns every value of header `name`, as strings.
     pub fn all(&self, name: &str) -> Vec<String> {
         self.headers
             .get_all(name)
@@ -214,7 +215,7 @@ impl Recorded {
             .collect()
     }
 
-    /// The only value of header `name`; panics when there are none or several.
+    /// Returns the only value of header `name`, and panics when there are none or several.
     pub fn one(&self, name: &str) -> String {
         let values = self.all(name);
         assert_eq!(
@@ -226,8 +227,8 @@ impl Recorded {
     }
 }
 
-/// A plain HTTP/1.1 app that records every request and answers 200 with a JSON body. Paths
-/// starting with `/slow` wait for [`App::release`] before answering. Every response carries
+/// A plain HTTP/1.1 app that records every request and responds 200 with a JSON body. Paths
+/// starting with `/slow` wait for [`App::release`] before responding. Every response carries
 /// hop-by-hop headers (`Connection: x-app-hop`, `X-App-Hop`, `Keep-Alive`) that the sidecar
 /// must remove, and `X-App: yes`, which it must keep.
 pub struct App {
@@ -290,12 +291,12 @@ impl App {
         app
     }
 
-    /// Every request received so far, in arrival order.
+    /// Returns every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 
-    /// Lets every waiting and future `/slow` request answer.
+    /// Lets every waiting and future `/slow` request complete.
     pub fn release(&self) {
         self.gate.add_permits(1_000);
     }
@@ -382,7 +383,7 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// A spec for an app at `upstream`, with config files written under `dir`.
+    /// Creates a spec for an app at `upstream`, with config files written under `dir`.
     pub fn new(dir: &Path, upstream: SocketAddr) -> Spec {
         Spec {
             dir: dir.to_owned(),
@@ -576,14 +577,14 @@ pub async fn get_h2c(addr: SocketAddr, uri: &str, token: Option<&str>) -> Reply 
 #[derive(Debug)]
 pub struct RawReply {
     pub status: u16,
-    /// The status line and headers, with header names lower-cased.
+    /// The status line and headers, all lower-cased.
     pub head: String,
     pub body: String,
 }
 
 /// Writes `head` (request line and headers, without the final blank line) exactly as given,
-/// adds `Connection: close`, and reads the response until the server closes. For header
-/// spellings and repetitions an HTTP library would normalise.
+/// adds `Connection: close`, and reads the response until the server closes. Use it for
+/// header spellings and repetitions that an HTTP library would normalise.
 pub async fn raw_request(addr: SocketAddr, head: &str) -> RawReply {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let request = format!("{}\r\nConnection: close\r\n\r\n", head.trim_end());
@@ -604,7 +605,7 @@ pub async fn raw_request(addr: SocketAddr, head: &str) -> RawReply {
     }
 }
 
-/// A rustls client config that trusts the test CA and, when `with_client_cert` is set,
+/// Builds a rustls client config that trusts the test CA and, when `with_client_cert` is set,
 /// presents the test client certificate.
 pub fn tls_client_config(pki: &Pki, with_client_cert: bool) -> rustls::ClientConfig {
     let identity =
