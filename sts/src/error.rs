@@ -29,7 +29,7 @@ pub enum StsError {
         source: toml::de::Error,
     },
 
-    /// A configuration value is invalid; `problem` says why and how to fix it.
+    /// A configuration value is invalid. `problem` contains the reason and the fix.
     #[error("invalid config field `{field}`: {problem}")]
     InvalidConfig { field: String, problem: String },
 

@@ -1,7 +1,7 @@
 //! Crash-safe file writes for keys, certificates and the key index.
 //!
-//! A reader, including another process, sees either the old file or the complete new one,
-//! never a partial write, and a private key is never readable by others, not even briefly.
+//! A reader, including another process, reads either the old file or the complete new one,
+//! never a partial write. A private key file is never readable by others, not even briefly.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -17,7 +17,7 @@ pub(crate) const PRIVATE_FILE_MODE: u32 = 0o600;
 /// File mode of certificates, which clients need to read.
 pub(crate) const PUBLIC_FILE_MODE: u32 = 0o644;
 
-/// Creates `dir` and its missing parents with mode 0700, because the directory holds
+/// Creates `dir` and its missing parents with mode 0700, because the directory contains
 /// private keys. An existing directory keeps its mode.
 pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)

@@ -159,7 +159,7 @@ fn hash_password() -> Result<(), String> {
     Ok(())
 }
 
-/// Logs to standard error, at `info` unless `RUST_LOG` says otherwise.
+/// Logs to standard error, at `info` unless `RUST_LOG` sets another filter.
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()

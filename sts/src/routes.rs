@@ -19,7 +19,7 @@ use crate::token::TokenService;
 /// sparing the service a request per token verification.
 const DOCUMENT_MAX_AGE_SECS: u32 = 300;
 
-/// Longest request path written to the log, in bytes, so a client cannot flood the log.
+/// Maximum length of a request path in the log, in bytes, so a client cannot flood the log.
 const MAX_LOGGED_PATH_BYTES: usize = 256;
 
 /// Details a handler records for the request's log line. None of them is secret.

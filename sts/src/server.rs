@@ -93,7 +93,7 @@ impl RunningSts {
     /// Stops accepting connections, lets in-flight requests finish for up to ten seconds,
     /// closes the remaining connections, and returns.
     pub async fn shutdown(self) {
-        // The server task holds the receiver until it returns, and then nobody listens.
+        // Sending fails only when the server task already returned, and then nothing is left to stop.
         let _ = self.shutdown.send(true);
         if let Err(error) = self.task.await {
             warn!(%error, "the server task failed during shutdown");

@@ -1,7 +1,7 @@
 //! Configuration: the TOML file shape, its defaults, and the book's built-in demo setup.
 //!
-//! [`StsConfig`] is what the file deserializes into and what callers build in code. It holds
-//! raw values; [`validate`] turns it into the checked [`Settings`] that the server runs on.
+//! [`StsConfig`] is what the file deserializes into and what callers build in code. It
+//! contains raw values, and `validate` turns it into the checked settings the server runs on.
 
 mod tls_mode;
 mod validate;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-/// How the listener serves TLS.
+/// TLS mode of the listener.
 ///
 /// In TOML, `[tls]` with `cert` and `key` selects [`TlsMode::Files`], `tls = false` selects
 /// [`TlsMode::Disabled`], and `tls = true` or no `tls` at all selects [`TlsMode::Generated`].

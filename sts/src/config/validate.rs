@@ -15,8 +15,8 @@ use crate::error::StsError;
 /// expire, so a day is the most this service accepts.
 pub(crate) const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 60 * 60;
 
-/// Upper bound of a refresh token lifetime. Refresh tokens live only in memory, so a
-/// restart forgets them anyway, and 30 days covers any deployment between restarts.
+/// Upper bound of a refresh token lifetime. Refresh tokens live only in memory and a
+/// restart discards them, so a longer lifetime would rarely take effect.
 pub(crate) const MAX_REFRESH_TOKEN_LIFETIME_SECS: u64 = 30 * 24 * 60 * 60;
 
 /// A validated configuration.
@@ -31,7 +31,7 @@ pub(crate) struct Settings {
     pub tls_hostnames: Vec<String>,
     pub clients: Vec<ClientSettings>,
     pub users: Vec<UserConfig>,
-    /// Longest access token lifetime of any client, in seconds.
+    /// Maximum access token lifetime of any client, in seconds.
     pub max_token_lifetime_secs: u64,
 }
 

@@ -28,8 +28,8 @@ pub fn hash_secret(plaintext: &str) -> Result<String, StsError> {
         .map_err(|source| StsError::Hash { source })
 }
 
-/// Checks that `hash` is an Argon2id PHC string with parameters Argon2 accepts; the error
-/// says what is wrong and how to produce a valid hash.
+/// Checks that `hash` is an Argon2id PHC string with parameters Argon2 accepts. The error
+/// describes the problem and how to produce a valid hash.
 pub(crate) fn check_phc_hash(hash: &str) -> Result<(), String> {
     const FIX: &str = "generate one with `portcullis-sts hash-password`";
     let parsed = PasswordHash::new(hash)

@@ -32,10 +32,11 @@ impl HashingLimit {
 /// Entries with a name and a secret hash.
 ///
 /// [`CredentialTable::authenticate`] compares the requested name with every entry's name
-/// through SHA-256 digests in constant time, and runs one Argon2 verification whether the
-/// name exists or not: against a dummy hash with the same parameters as the first entry when
-/// it does not. Entries hashed with other parameters than the first one take a different
-/// time to verify, so keep all hashes at the same parameters (`hash-password` does).
+/// through SHA-256 digests in constant time. It runs one Argon2 verification whether the
+/// name exists or not, because an unknown name is verified against a dummy hash with the
+/// parameters of the first entry. Entries hashed with other parameters than the first one
+/// take a different time to verify, so keep all hashes at the same parameters
+/// (`hash-password` does).
 #[derive(Debug)]
 pub(crate) struct CredentialTable<T> {
     entries: Vec<Entry<T>>,
@@ -78,10 +79,10 @@ impl<T: Send + Sync + 'static> CredentialTable<T> {
 
     /// Finds the entry named `name` without branching on where, or whether, it matched.
     fn find_index(&self, name: &str) -> Option<usize> {
-        let wanted = digest(name);
+        let requested = digest(name);
         let mut found = u64::MAX;
         for (index, entry) in self.entries.iter().enumerate() {
-            let matches = entry.name_digest.ct_eq(&wanted);
+            let matches = entry.name_digest.ct_eq(&requested);
             found.conditional_assign(&(index as u64), matches);
         }
         usize::try_from(found)

@@ -11,7 +11,7 @@ use super::KeyError;
 use crate::config::SigningAlgorithm;
 use crate::files::{write_atomically, PRIVATE_FILE_MODE};
 
-/// Version of the index format, so a future format can be told apart.
+/// Version of the index format, so that a future format can be recognized.
 const INDEX_VERSION: u32 = 1;
 
 /// The parsed key index.

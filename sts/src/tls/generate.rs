@@ -2,9 +2,9 @@
 //!
 //! Clients trust the CA certificate, `sts-ca.pem`, instead of the server certificate itself
 //! because webpki (used by rustls) rejects an end-entity certificate as its own trust
-//! anchor in some cases. The CA is created once and kept. The server certificate is issued
-//! again at startup when the configured host names changed or it expires within
-//! [`RENEW_BEFORE_DAYS`] days; a running server does not renew it.
+//! anchor in some cases. The CA is created once and kept. A startup issues a new server
+//! certificate when the configured host names changed or the old one expires within
+//! [`RENEW_BEFORE_DAYS`] days. A running server does not renew it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -121,13 +121,13 @@ fn load_or_create_ca(
                 }
             })?);
             let key = KeyPair::from_pem(&pem).map_err(|source| TlsError::Generate {
-                what: "CA key from its PEM file",
+                item: "CA key from its PEM file",
                 source,
             })?;
             let cert = ca_params(now)
                 .self_signed(&key)
                 .map_err(|source| TlsError::Generate {
-                    what: "CA certificate",
+                    item: "CA certificate",
                     source,
                 })?;
             Ok((cert, key, false))
@@ -142,13 +142,13 @@ fn load_or_create_ca(
         }),
         (false, false) => {
             let key = KeyPair::generate().map_err(|source| TlsError::Generate {
-                what: "CA key",
+                item: "CA key",
                 source,
             })?;
             let cert = ca_params(now)
                 .self_signed(&key)
                 .map_err(|source| TlsError::Generate {
-                    what: "CA certificate",
+                    item: "CA certificate",
                     source,
                 })?;
             // The key goes first: a certificate without its key is reported as incomplete.
@@ -187,7 +187,7 @@ fn issue_server_cert(
 ) -> Result<(), TlsError> {
     let mut params =
         CertificateParams::new(names.clone()).map_err(|source| TlsError::Generate {
-            what: "server certificate names",
+            item: "server certificate names",
             source,
         })?;
     let mut subject = DistinguishedName::new();
@@ -203,13 +203,13 @@ fn issue_server_cert(
     params.not_after = now + Duration::days(SERVER_VALIDITY_DAYS);
 
     let key = KeyPair::generate().map_err(|source| TlsError::Generate {
-        what: "server key",
+        item: "server key",
         source,
     })?;
     let cert = params
         .signed_by(&key, ca, ca_key)
         .map_err(|source| TlsError::Generate {
-            what: "server certificate",
+            item: "server certificate",
             source,
         })?;
 

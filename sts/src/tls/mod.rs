@@ -17,7 +17,7 @@ use crate::config::{Settings, TlsMode};
 
 use generate::ensure_generated;
 
-/// Name of the directory inside the data directory that holds generated TLS files.
+/// Directory inside the data directory for generated TLS files.
 const TLS_DIR: &str = "tls";
 
 /// Failures to set up TLS.
@@ -65,9 +65,9 @@ pub enum TlsError {
     #[error("found {present} but not {missing}; restore the missing file, or delete both to generate a new CA that clients must trust again")]
     IncompleteCa { present: PathBuf, missing: PathBuf },
 
-    #[error("failed to generate the {what}: {source}")]
+    #[error("failed to generate the {item}: {source}")]
     Generate {
-        what: &'static str,
+        item: &'static str,
         #[source]
         source: rcgen::Error,
     },

@@ -14,9 +14,10 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub struct AccessTokenClaims {
     /// Issuer URL.
     pub iss: String,
-    /// The user for the password and refresh grants, the client id for client credentials.
+    /// Subject: the user for the password and refresh grants, the client id for client
+    /// credentials.
     pub sub: String,
-    /// Audiences; always an array, even with one value.
+    /// Audiences, serialized as an array even when there is only one.
     pub aud: Vec<String>,
     /// The client the token was issued to.
     pub client_id: String,

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::response::{json_response, no_store};
 
-/// `WWW-Authenticate` challenge of an `invalid_client` response; RFC 6749 section 5.2
-/// requires one matching the scheme the client used, and HTTP Basic is the only scheme.
+/// `WWW-Authenticate` challenge of an `invalid_client` response. RFC 6749 section 5.2
+/// requires a challenge for the scheme the client used, and HTTP Basic is the only one here.
 const BASIC_CHALLENGE: &str = r#"Basic realm="portcullis-sts""#;
 
 /// The `error` codes this service returns.
@@ -91,7 +91,7 @@ impl OAuthError {
         OAuthError::new(ErrorCode::InvalidGrant, description)
     }
 
-    /// A `server_error` whose description sends the client to the server log, where the
+    /// Builds a `server_error` whose description points to the server log, where the
     /// caller logs the cause.
     pub(crate) fn server_error() -> OAuthError {
         OAuthError::new(

@@ -1,10 +1,11 @@
 //! The token endpoint, `POST /oauth/token` (RFC 6749): request parsing, client
 //! authentication, the password, client credentials and refresh token grants, and signing.
 //!
-//! Checks run in this order, so each error code means one thing: the body's form
-//! (`invalid_request`), the client credentials' presence and shape, the grant type's
-//! support (`unsupported_grant_type`), client authentication (`invalid_client`), the
-//! client's permission for the grant (`unauthorized_client`), then the grant itself.
+//! Checks run in a fixed order, so each error code means one thing. First come the body's
+//! form (`invalid_request`) and the presence and shape of the client credentials. Then the
+//! grant type must be supported (`unsupported_grant_type`), the client must authenticate
+//! (`invalid_client`) and may need permission for the grant (`unauthorized_client`).
+//! The grant's own checks come last.
 
 mod access;
 mod error;

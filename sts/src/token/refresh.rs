@@ -2,9 +2,9 @@
 //! use, with reuse detection.
 //!
 //! Each password grant starts a family. Redeeming a token marks it used and issues the
-//! next token of the family; presenting a used token again means it leaked, so the whole
-//! family is revoked, as the OAuth 2.0 Security Best Current Practice (RFC 9700)
-//! recommends for refresh token rotation. The store lives in memory only: a restart forgets
+//! next token of the family. A used token presented again has leaked, so the whole family
+//! is revoked. The OAuth 2.0 Security Best Current Practice (RFC 9700) recommends this
+//! rotation with reuse detection. The store lives in memory only: a restart forgets
 //! every refresh token, and clients then fall back to the password grant.
 
 use std::collections::HashMap;
@@ -27,7 +27,8 @@ const SWEEP_INTERVAL_SECS: u64 = 60;
 
 type TokenDigest = [u8; 32];
 
-/// What a refresh token grants; every token of a family grants the same.
+/// Client, user, scopes and audiences bound to a refresh token. Every token of a family
+/// carries the same grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RefreshGrant {
     pub client_id: String,
@@ -36,7 +37,7 @@ pub(crate) struct RefreshGrant {
     pub audiences: Vec<String>,
 }
 
-/// Why a refresh token was not accepted.
+/// Reason a refresh token was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RedeemError {
     /// Never issued, revoked, or forgotten after a restart or sweep.

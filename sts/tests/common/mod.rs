@@ -26,7 +26,7 @@ pub const FORM: &str = "application/x-www-form-urlencoded";
 pub const CLIENT_ID: &str = "applicationid";
 pub const CLIENT_SECRET: &str = "applicationsecret";
 
-/// The book's demo configuration on a free loopback port with a fresh data directory.
+/// Returns the book's demo configuration on a free loopback port, keeping its files in `data_dir`.
 pub fn demo_config(data_dir: &Path) -> StsConfig {
     StsConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -177,7 +177,7 @@ pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
-/// An HTTPS client that trusts only the CA in `ca_path`.
+/// Builds an HTTPS client that trusts only the CA in `ca_path`.
 pub fn https_client(
     ca_path: &Path,
 ) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
