@@ -83,7 +83,12 @@ impl DemoCerts {
 
     fn all_files(&self) -> Vec<&Path> {
         let mut files = vec![self.ca.as_path()];
-        for pair in [&self.sts, &self.orders, &self.inventory, &self.orders_client] {
+        for pair in [
+            &self.sts,
+            &self.orders,
+            &self.inventory,
+            &self.orders_client,
+        ] {
             files.push(&pair.cert);
             files.push(&pair.key);
         }
@@ -97,8 +102,8 @@ impl DemoCerts {
         };
 
         let ca_key = KeyPair::generate().map_err(generate_error("ca"))?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())
-            .map_err(generate_error("ca"))?;
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).map_err(generate_error("ca"))?;
         ca_params
             .distinguished_name
             .push(DnType::CommonName, "Portcullis demo CA");
@@ -123,7 +128,11 @@ impl DemoCerts {
         };
         issue("sts", &self.sts, ExtendedKeyUsagePurpose::ServerAuth)?;
         issue("orders", &self.orders, ExtendedKeyUsagePurpose::ServerAuth)?;
-        issue("inventory", &self.inventory, ExtendedKeyUsagePurpose::ServerAuth)?;
+        issue(
+            "inventory",
+            &self.inventory,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
         issue(
             "orders-sidecar",
             &self.orders_client,
@@ -161,7 +170,9 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertErr
     file.sync_all().map_err(write_error)?;
     drop(file);
     fs::rename(&temp, path).map_err(write_error)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(write_error)
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_error)
 }
 
 #[cfg(test)]

@@ -184,7 +184,9 @@ mod tests {
         let orders = portcullis::config::Config::from_toml(&orders_sidecar_toml(&ports), base)
             .expect("orders sidecar config is valid");
         assert_eq!(orders.inbound.listen.port(), 9443);
-        let outbound = orders.outbound.expect("orders sidecar has an outbound listener");
+        let outbound = orders
+            .outbound
+            .expect("orders sidecar has an outbound listener");
         assert_eq!(outbound.services[0].name, "inventory");
 
         let inventory =

@@ -37,8 +37,7 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
 
-    let demo = match portcullis_demo::start(DemoOptions::book(args.data_dir.clone())).await
-    {
+    let demo = match portcullis_demo::start(DemoOptions::book(args.data_dir.clone())).await {
         Ok(demo) => demo,
         Err(err) => {
             eprintln!("error: {err}");
@@ -124,15 +123,16 @@ Press Ctrl-C to stop."#,
 
 /// Waits for Ctrl-C or SIGTERM.
 async fn wait_for_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the demo");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+    let mut terminate = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::terminate(),
+    ) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the demo");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

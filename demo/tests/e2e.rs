@@ -31,7 +31,12 @@ async fn start_demo(data_dir: &Path, run_inventory_app: bool) -> RunningDemo {
     demo
 }
 
-async fn post_order(client: &DemoClient, demo: &RunningDemo, token: &str, body: &str) -> StatusCode {
+async fn post_order(
+    client: &DemoClient,
+    demo: &RunningDemo,
+    token: &str,
+    body: &str,
+) -> StatusCode {
     client
         .send(
             Method::POST,
@@ -55,7 +60,10 @@ async fn book_walkthrough_passes() {
         .await
         .expect("walkthrough runs");
     demo.shutdown().await;
-    assert_eq!(failures, 0, "walkthrough steps failed; see the output above");
+    assert_eq!(
+        failures, 0,
+        "walkthrough steps failed; see the output above"
+    );
 }
 
 /// Runs the book's two curl commands unchanged but for the port.
@@ -177,7 +185,10 @@ listen = "127.0.0.1:0"
     let sidecar = portcullis::start(config).await.expect("sidecar starts");
     let client = DemoClient::new(&certs.ca, None).expect("client");
     let ready = format!("http://{}/readyz", sidecar.admin_addr());
-    assert!(wait_for_ok(&client, &ready, READY).await, "sidecar never became ready");
+    assert!(
+        wait_for_ok(&client, &ready, READY).await,
+        "sidecar never became ready"
+    );
     (sts, app, sidecar, client)
 }
 
@@ -215,11 +226,18 @@ async fn rejected_requests_never_reach_app() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert!(challenge(&reply).contains(r#"error="invalid_token""#), "{}", challenge(&reply));
+    assert!(
+        challenge(&reply).contains(r#"error="invalid_token""#),
+        "{}",
+        challenge(&reply)
+    );
 
     // Wrong audience: a token for the inventory service only.
     let inventory_token = password_token(&client, &sts_url, "&scope=foo&audience=inventory").await;
-    assert_eq!(jwt_part(&inventory_token, 1)["aud"], serde_json::json!(["inventory"]));
+    assert_eq!(
+        jwt_part(&inventory_token, 1)["aud"],
+        serde_json::json!(["inventory"])
+    );
     let reply = get(
         &client,
         &format!("{orders}/1"),
@@ -227,7 +245,11 @@ async fn rejected_requests_never_reach_app() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert!(challenge(&reply).contains("audience"), "{}", challenge(&reply));
+    assert!(
+        challenge(&reply).contains("audience"),
+        "{}",
+        challenge(&reply)
+    );
 
     // Missing scope: a valid token with scope bar on a route that needs foo.
     let bar_token = password_token(&client, &sts_url, "&scope=bar").await;
@@ -246,15 +268,32 @@ async fn rejected_requests_never_reach_app() {
         "{}",
         challenge(&reply)
     );
-    assert!(challenge(&reply).contains(r#"scope="foo""#), "{}", challenge(&reply));
+    assert!(
+        challenge(&reply).contains(r#"scope="foo""#),
+        "{}",
+        challenge(&reply)
+    );
 
     // Expired: the tokens live one second and the sidecar allows no leeway.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let reply = get(&client, &format!("{orders}/1"), Some(&format!("Bearer {token}"))).await;
+    let reply = get(
+        &client,
+        &format!("{orders}/1"),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert!(challenge(&reply).contains("expired"), "{}", challenge(&reply));
+    assert!(
+        challenge(&reply).contains("expired"),
+        "{}",
+        challenge(&reply)
+    );
 
-    assert!(app.seen().is_empty(), "rejected requests reached the app: {:?}", app.seen());
+    assert!(
+        app.seen().is_empty(),
+        "rejected requests reached the app: {:?}",
+        app.seen()
+    );
 
     // A fresh valid token gets through, and spoofed identity headers are replaced.
     let fresh = password_token(&client, &sts_url, "&scope=foo").await;
@@ -275,9 +314,17 @@ async fn rejected_requests_never_reach_app() {
     assert_eq!(reply.status, StatusCode::OK);
     let seen = app.seen();
     assert_eq!(seen.len(), 1);
-    let subjects: Vec<_> = seen[0].headers.get_all("x-portcullis-subject").iter().collect();
+    let subjects: Vec<_> = seen[0]
+        .headers
+        .get_all("x-portcullis-subject")
+        .iter()
+        .collect();
     assert_eq!(subjects, vec!["peter"]);
-    let scopes: Vec<_> = seen[0].headers.get_all("x-portcullis-scope").iter().collect();
+    let scopes: Vec<_> = seen[0]
+        .headers
+        .get_all("x-portcullis-scope")
+        .iter()
+        .collect();
     assert_eq!(scopes, vec!["foo"]);
     assert_eq!(
         seen[0].headers.get("authorization").map(|v| v.as_bytes()),
@@ -310,10 +357,17 @@ async fn unknown_issuer_is_rejected() {
     let other_url = format!("https://localhost:{}", other.local_addr().port());
     let token = password_token(&client, &other_url, "&scope=foo").await;
 
-    let orders = format!("https://localhost:{}/orders/1", sidecar.inbound_addr().port());
+    let orders = format!(
+        "https://localhost:{}/orders/1",
+        sidecar.inbound_addr().port()
+    );
     let reply = get(&client, &orders, Some(&format!("Bearer {token}"))).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert!(challenge(&reply).contains(r#"error="invalid_token""#), "{}", challenge(&reply));
+    assert!(
+        challenge(&reply).contains(r#"error="invalid_token""#),
+        "{}",
+        challenge(&reply)
+    );
     assert!(app.seen().is_empty());
 
     sidecar.shutdown().await;
@@ -325,7 +379,11 @@ async fn unknown_issuer_is_rejected() {
 async fn inventory_receives_caller_authorization() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ports = DemoPorts::ephemeral().expect("free ports");
-    let inventory = RecordingApp::start(DemoPorts::local(ports.inventory_app), StatusCode::NO_CONTENT).await;
+    let inventory = RecordingApp::start(
+        DemoPorts::local(ports.inventory_app),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
     let demo = portcullis_demo::start(DemoOptions {
         data_dir: dir.path().to_owned(),
         ports,
@@ -341,14 +399,24 @@ async fn inventory_receives_caller_authorization() {
     demo.shutdown().await;
     assert_eq!(status, StatusCode::CREATED);
     let seen = inventory.seen();
-    assert_eq!(seen.len(), 1, "inventory should see exactly the one stock update");
+    assert_eq!(
+        seen.len(),
+        1,
+        "inventory should see exactly the one stock update"
+    );
     assert_eq!(seen[0].method, Method::PUT);
     assert_eq!(seen[0].path, "/inventory");
     let authorization: Vec<_> = seen[0].headers.get_all("authorization").iter().collect();
     assert_eq!(authorization.len(), 1);
-    assert_eq!(authorization[0].as_bytes(), format!("Bearer {token}").as_bytes());
     assert_eq!(
-        seen[0].headers.get("x-portcullis-subject").map(|v| v.as_bytes()),
+        authorization[0].as_bytes(),
+        format!("Bearer {token}").as_bytes()
+    );
+    assert_eq!(
+        seen[0]
+            .headers
+            .get("x-portcullis-subject")
+            .map(|v| v.as_bytes()),
         Some(b"peter".as_slice())
     );
 }
@@ -367,11 +435,17 @@ async fn conflict_stores_no_order() {
     let client = DemoClient::new(&demo.certs.ca, None).expect("client");
     let token = password_token(&client, &demo.sts_url(), "&scope=foo").await;
 
-    assert_eq!(post_order(&client, &demo, &token, BOOK_ORDER).await, StatusCode::CREATED);
+    assert_eq!(
+        post_order(&client, &demo, &token, BOOK_ORDER).await,
+        StatusCode::CREATED
+    );
     let db = dir.path().join("orders.db");
     let before = count_orders(&db);
     let too_large = BOOK_ORDER.replace(r#""qty":5"#, r#""qty":1000000"#);
-    assert_eq!(post_order(&client, &demo, &token, &too_large).await, StatusCode::CONFLICT);
+    assert_eq!(
+        post_order(&client, &demo, &token, &too_large).await,
+        StatusCode::CONFLICT
+    );
     let after = count_orders(&db);
     demo.shutdown().await;
     assert_eq!(before, 1);
@@ -392,25 +466,55 @@ async fn inventory_sidecar_requires_client_certificate() {
     let body = r#"[{"code":"101","qty":1}]"#;
 
     let without = anonymous.send(Method::PUT, &url, &headers, body).await;
-    assert!(without.is_err(), "a client without a certificate got {:?}", without.map(|r| r.status));
+    assert!(
+        without.is_err(),
+        "a client without a certificate got {:?}",
+        without.map(|r| r.status)
+    );
 
     // A certificate from another CA is rejected too.
     let stranger_certs = DemoCerts::load_or_create(&dir.path().join("other-ca")).expect("certs");
     let stranger = DemoClient::new(
         &demo.certs.ca,
-        Some((&stranger_certs.orders_client.cert, &stranger_certs.orders_client.key)),
+        Some((
+            &stranger_certs.orders_client.cert,
+            &stranger_certs.orders_client.key,
+        )),
     )
     .expect("client");
-    assert!(stranger.send(Method::PUT, &url, &headers, body).await.is_err());
+    assert!(stranger
+        .send(Method::PUT, &url, &headers, body)
+        .await
+        .is_err());
 
     let with = DemoClient::new(
         &demo.certs.ca,
-        Some((&demo.certs.orders_client.cert, &demo.certs.orders_client.key)),
+        Some((
+            &demo.certs.orders_client.cert,
+            &demo.certs.orders_client.key,
+        )),
     )
     .expect("client");
-    let reply = with.send(Method::PUT, &url, &headers, body).await.expect("response");
+    let reply = with
+        .send(Method::PUT, &url, &headers, body)
+        .await
+        .expect("response");
     demo.shutdown().await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
+}
+
+/// A well-formed token from the demo issuer whose signature cannot be checked without keys.
+fn unverifiable_token() -> String {
+    use base64::Engine;
+    let encode = |json: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    };
+    let header = encode(serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}));
+    let payload = encode(serde_json::json!({
+        "iss": ISSUER, "sub": "peter", "aud": ["orders"], "exp": 4_000_000_000u64
+    }));
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 256]);
+    format!("{header}.{payload}.{signature}")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -421,7 +525,9 @@ async fn sidecar_becomes_ready_when_sts_starts() {
     let (orders_config, _) =
         portcullis_demo::layout::write_sidecar_configs(dir.path(), &ports).expect("configs");
     let config = portcullis::config::Config::from_file(&orders_config).expect("valid config");
-    let sidecar = portcullis::start(config).await.expect("sidecar starts without the STS");
+    let sidecar = portcullis::start(config)
+        .await
+        .expect("sidecar starts without the STS");
     let client = DemoClient::new(&certs.ca, None).expect("client");
     let ready_url = format!("http://127.0.0.1:{}/readyz", ports.orders_admin);
 
@@ -431,10 +537,12 @@ async fn sidecar_becomes_ready_when_sts_starts() {
     let reply = get(
         &client,
         &format!("https://localhost:{}/orders/1", ports.orders_inbound),
-        Some("Bearer a.b.c"),
+        Some(&format!("Bearer {}", unverifiable_token())),
     )
     .await;
+    // The token may be valid, so without keys the answer is 503, not 401.
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.headers.contains_key("retry-after"));
 
     let sts = portcullis_sts::start(portcullis_sts::StsConfig {
         listen: DemoPorts::local(ports.sts),
@@ -451,7 +559,10 @@ async fn sidecar_becomes_ready_when_sts_starts() {
     let became_ready = wait_for_ok(&client, &ready_url, READY).await;
     sidecar.shutdown().await;
     sts.shutdown().await;
-    assert!(became_ready, "the sidecar did not become ready after the STS started");
+    assert!(
+        became_ready,
+        "the sidecar did not become ready after the STS started"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -470,6 +581,14 @@ async fn rotated_key_accepted_without_restart() {
     let new_status = post_order(&client, &demo, &new_token, BOOK_ORDER).await;
     let old_status = post_order(&client, &demo, &old_token, BOOK_ORDER).await;
     demo.shutdown().await;
-    assert_eq!(new_status, StatusCode::CREATED, "token signed with the new key");
-    assert_eq!(old_status, StatusCode::CREATED, "token signed with the old key");
+    assert_eq!(
+        new_status,
+        StatusCode::CREATED,
+        "token signed with the new key"
+    );
+    assert_eq!(
+        old_status,
+        StatusCode::CREATED,
+        "token signed with the old key"
+    );
 }
