@@ -105,7 +105,10 @@ impl AuthFailure {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let AuthFailure::KeysUnavailable { .. } = self {
-            headers.insert(RETRY_AFTER, HeaderValue::from(KEYS_UNAVAILABLE_RETRY_AFTER_SECS));
+            headers.insert(
+                RETRY_AFTER,
+                HeaderValue::from(KEYS_UNAVAILABLE_RETRY_AFTER_SECS),
+            );
         } else {
             // quoted_string leaves no byte that a header value forbids, so this always succeeds;
             // the fallback keeps a valid challenge if that ever changes.
@@ -149,15 +152,6 @@ impl Authorizer {
         Authorizer {
             policy: RoutePolicy::new(config.routes.clone()),
             verifier: Verifier::new(keys, &config.providers, &config.cache, metrics),
-        }
-    }
-
-    /// Wraps an existing verifier, for tests that control its clock.
-    #[cfg(test)]
-    pub(crate) fn with_verifier(config: &Config, verifier: Verifier) -> Authorizer {
-        Authorizer {
-            policy: RoutePolicy::new(config.routes.clone()),
-            verifier,
         }
     }
 

@@ -93,7 +93,7 @@ fn claim_text(value: &Value) -> Option<String> {
 fn encode_header_value(text: &str) -> HeaderValue {
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {
-        if byte == b'%' || byte < 0x20 || byte >= 0x7f {
+        if byte == b'%' || !(0x20..0x7f).contains(&byte) {
             encoded.push_str(&format!("%{byte:02X}"));
         } else {
             encoded.push(char::from(byte));

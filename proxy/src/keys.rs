@@ -193,10 +193,9 @@ impl KeyStore {
         }
 
         let mut last_fetch = provider.last_unknown_kid_fetch.lock().await;
-        let fetched_meanwhile =
-            provider.finished_fetches.load(Ordering::Acquire) != fetches_seen;
-        let in_cooldown = last_fetch
-            .is_some_and(|started| started.elapsed() < provider.unknown_kid_cooldown);
+        let fetched_meanwhile = provider.finished_fetches.load(Ordering::Acquire) != fetches_seen;
+        let in_cooldown =
+            last_fetch.is_some_and(|started| started.elapsed() < provider.unknown_kid_cooldown);
         if !fetched_meanwhile {
             if in_cooldown {
                 return Err(KeyLookupError::UnknownKid(kid.to_owned()));
@@ -262,8 +261,11 @@ impl KeyStore {
 
     async fn fetch_set(&self, provider: &ProviderKeys) -> Result<KeySet, FetchError> {
         let document = provider.fetcher.fetch().await?;
-        let parsed = parse_jwks(&document, &provider.algorithms)
-            .map_err(|message| provider.fetcher.error(FetchProblem::InvalidDocument(message)))?;
+        let parsed = parse_jwks(&document, &provider.algorithms).map_err(|message| {
+            provider
+                .fetcher
+                .error(FetchProblem::InvalidDocument(message))
+        })?;
         for skipped in &parsed.skipped {
             tracing::warn!(
                 issuer = %provider.issuer,

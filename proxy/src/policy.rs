@@ -93,14 +93,16 @@ pub fn check_path(method: &Method, path: &str) -> Result<(), PathProblem> {
         match bytes[index] {
             b'\\' => return Err(PathProblem::Backslash),
             b';' => return Err(PathProblem::Semicolon),
-            byte if byte < 0x20 || byte >= 0x7f => return Err(PathProblem::ControlCharacter),
+            byte if !(0x20..0x7f).contains(&byte) => return Err(PathProblem::ControlCharacter),
             b'%' => {
                 let escape = path
                     .get(index..index + 3)
                     .ok_or(PathProblem::BadPercentEncoding)?;
                 let decoded = u8::from_str_radix(&escape[1..], 16)
                     .map_err(|_| PathProblem::BadPercentEncoding)?;
-                if matches!(decoded, b'/' | b'\\' | b'.' | b'%') || decoded < 0x20 || decoded == 0x7f
+                if matches!(decoded, b'/' | b'\\' | b'.' | b'%')
+                    || decoded < 0x20
+                    || decoded == 0x7f
                 {
                     return Err(PathProblem::EncodedCharacter(escape.to_owned()));
                 }
@@ -205,7 +207,9 @@ pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, InvalidReques
 
     let token = credentials.unwrap_or_default();
     if token.is_empty() {
-        return Err(InvalidRequest::MalformedBearer("no token follows the scheme"));
+        return Err(InvalidRequest::MalformedBearer(
+            "no token follows the scheme",
+        ));
     }
     if token.starts_with(' ') {
         return Err(InvalidRequest::MalformedBearer(
@@ -228,9 +232,9 @@ pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, InvalidReques
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// Whether `granted` contains every scope in `required`.

@@ -69,7 +69,8 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 pub enum Fetcher {
     Http {
         uri: Uri,
-        client: HttpClient,
+        /// Boxed because the client is large next to the `File` variant.
+        client: Box<HttpClient>,
         timeout: Duration,
     },
     File {
@@ -86,7 +87,10 @@ impl Fetcher {
             JwksSource::Uri(uri) => uri.clone(),
         };
 
-        let tls = match (&provider.ca_file, uri.scheme() == Some(&http::uri::Scheme::HTTPS)) {
+        let tls = match (
+            &provider.ca_file,
+            uri.scheme() == Some(&http::uri::Scheme::HTTPS),
+        ) {
             (Some(ca_file), _) => {
                 crate::tls::client_config(ca_file, None).map_err(|source| KeyError::Tls {
                     issuer: provider.issuer.clone(),
@@ -105,7 +109,7 @@ impl Fetcher {
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Fetcher::Http {
             uri,
-            client,
+            client: Box::new(client),
             timeout: provider.fetch_timeout,
         })
     }

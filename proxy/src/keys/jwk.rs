@@ -27,7 +27,10 @@ pub enum SkipReason {
     NoVerifyOperation,
     UnknownAlgorithm(String),
     AlgorithmNotAllowed(String),
-    AlgorithmDoesNotFit { algorithm: String, family: KeyFamily },
+    AlgorithmDoesNotFit {
+        algorithm: String,
+        family: KeyFamily,
+    },
     NoAllowedAlgorithm(KeyFamily),
     InvalidBase64(&'static str),
     UnsupportedCurve(String),
@@ -211,8 +214,9 @@ fn ec_key(jwk: &Map<String, Value>) -> Result<ParsedKey, SkipReason> {
 
     // NOTE: whether (x, y) lies on the curve is checked by ring when a signature is verified;
     // a key with a bad point is kept but makes every token signed for it fail as bad_signature.
-    let key = DecodingKey::from_ec_components(required_string(jwk, "x")?, required_string(jwk, "y")?)
-        .map_err(|_| SkipReason::InvalidBase64("x"))?;
+    let key =
+        DecodingKey::from_ec_components(required_string(jwk, "x")?, required_string(jwk, "y")?)
+            .map_err(|_| SkipReason::InvalidBase64("x"))?;
     let material = [x, y].concat();
     Ok((family, key, material))
 }

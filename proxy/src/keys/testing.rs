@@ -39,7 +39,8 @@ pub struct TestKey {
 
 /// RSA key generation takes a noticeable time, so tests share a few keys.
 fn rsa_private_key(slot: usize) -> &'static rsa::RsaPrivateKey {
-    static KEYS: [OnceLock<rsa::RsaPrivateKey>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static KEYS: [OnceLock<rsa::RsaPrivateKey>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     KEYS[slot].get_or_init(|| {
         rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation")
     })
@@ -127,12 +128,9 @@ impl TestKey {
             b64(header_json.as_bytes()),
             b64(payload_json.as_bytes())
         );
-        let signature = jsonwebtoken::crypto::sign(
-            signing_input.as_bytes(),
-            &self.encoding,
-            self.algorithm,
-        )
-        .expect("signing");
+        let signature =
+            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &self.encoding, self.algorithm)
+                .expect("signing");
         format!("{signing_input}.{signature}")
     }
 }
@@ -274,7 +272,10 @@ impl JwksServer {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the JWKS server got {} requests, expected {count}", self.requests());
+        panic!(
+            "the JWKS server got {} requests, expected {count}",
+            self.requests()
+        );
     }
 }
 
@@ -289,7 +290,9 @@ async fn answer(
     }
     let failing = state
         .failures_left
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
         .is_ok();
     let mut response = if failing {
         Response::new(Full::new(Bytes::from_static(b"unavailable")))

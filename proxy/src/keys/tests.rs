@@ -1,8 +1,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
 use http::StatusCode;
+use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 
 use super::testing::{jwks, provider, JwksServer, TestKey, ISSUER};
@@ -36,7 +36,11 @@ fn kids(store: &KeyStore) -> Vec<String> {
 
 #[tokio::test]
 async fn store_loads_every_key_family() {
-    let keys = [TestKey::rsa("rsa-1", 0), TestKey::ec("ec-1"), TestKey::ed25519("ed-1")];
+    let keys = [
+        TestKey::rsa("rsa-1", 0),
+        TestKey::ec("ec-1"),
+        TestKey::ed25519("ed-1"),
+    ];
     let server = JwksServer::start(jwks(&[&keys[0], &keys[1], &keys[2]])).await;
     let (store, metrics) = store(provider(server.source()));
 
@@ -103,7 +107,10 @@ async fn set_without_usable_key_keeps_store_unready() {
 
     let err = store.refresh_all().await.expect_err("no usable key");
 
-    assert!(matches!(err.problem, FetchProblem::NoUsableKeys { skipped: 1 }), "{err}");
+    assert!(
+        matches!(err.problem, FetchProblem::NoUsableKeys { skipped: 1 }),
+        "{err}"
+    );
     assert!(!store.is_ready());
     assert_eq!(fetches(&metrics, "error"), 1);
 }
@@ -117,7 +124,13 @@ async fn failed_refresh_keeps_last_good_set() {
 
     server.fail_next(1);
     let err = store.refresh_all().await.expect_err("server error");
-    assert!(matches!(err.problem, FetchProblem::Status(StatusCode::INTERNAL_SERVER_ERROR)), "{err}");
+    assert!(
+        matches!(
+            err.problem,
+            FetchProblem::Status(StatusCode::INTERNAL_SERVER_ERROR)
+        ),
+        "{err}"
+    );
     assert_eq!(kids(&store), ["ec-1"]);
 
     server.set_document(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
@@ -126,7 +139,10 @@ async fn failed_refresh_keeps_last_good_set() {
 
     server.set_raw_document("not json".to_owned());
     let err = store.refresh_all().await.expect_err("invalid document");
-    assert!(matches!(err.problem, FetchProblem::InvalidDocument(_)), "{err}");
+    assert!(
+        matches!(err.problem, FetchProblem::InvalidDocument(_)),
+        "{err}"
+    );
     assert_eq!(kids(&store), ["ec-1"]);
 }
 
@@ -144,7 +160,10 @@ async fn refresh_drops_removed_key() {
     store.refresh_all().await.expect("second fetch");
 
     assert_eq!(kids(&store), ["new"]);
-    assert_ne!(store.current(id).expect("loaded").generation, first_generation);
+    assert_ne!(
+        store.current(id).expect("loaded").generation,
+        first_generation
+    );
 }
 
 #[tokio::test]
@@ -243,7 +262,10 @@ async fn unknown_kid_fetch_is_shared() {
     server.release();
 
     for lookup in lookups {
-        let found = lookup.await.expect("task").expect("key found after the refetch");
+        let found = lookup
+            .await
+            .expect("task")
+            .expect("key found after the refetch");
         assert_eq!(found.candidates[0].kid.as_deref(), Some("new"));
     }
     assert_eq!(server.requests(), 2);
@@ -260,8 +282,14 @@ async fn unknown_kid_within_cooldown_fails_at_once() {
     let first = store.find_key(id, Some("missing-1")).await;
     let second = store.find_key(id, Some("missing-2")).await;
 
-    assert_eq!(first.expect_err("unknown"), KeyLookupError::UnknownKid("missing-1".into()));
-    assert_eq!(second.expect_err("unknown"), KeyLookupError::UnknownKid("missing-2".into()));
+    assert_eq!(
+        first.expect_err("unknown"),
+        KeyLookupError::UnknownKid("missing-1".into())
+    );
+    assert_eq!(
+        second.expect_err("unknown"),
+        KeyLookupError::UnknownKid("missing-2".into())
+    );
     assert_eq!(server.requests(), 2, "one initial fetch and one refetch");
 }
 
@@ -274,8 +302,14 @@ async fn unknown_kid_refetches_after_cooldown() {
     store.refresh_all().await.expect("first fetch");
     let id = store.provider(ISSUER).expect("provider");
 
-    store.find_key(id, Some("missing-1")).await.expect_err("unknown");
-    store.find_key(id, Some("missing-2")).await.expect_err("unknown");
+    store
+        .find_key(id, Some("missing-1"))
+        .await
+        .expect_err("unknown");
+    store
+        .find_key(id, Some("missing-2"))
+        .await
+        .expect_err("unknown");
 
     assert_eq!(server.requests(), 3);
 }
@@ -305,7 +339,10 @@ async fn lookup_before_first_fetch_fails() {
     let id = store.provider(ISSUER).expect("provider");
 
     assert_eq!(
-        store.find_key(id, Some("ec-1")).await.expect_err("not loaded"),
+        store
+            .find_key(id, Some("ec-1"))
+            .await
+            .expect_err("not loaded"),
         KeyLookupError::NotLoaded
     );
     assert_eq!(server.requests(), 0);
@@ -322,7 +359,12 @@ fn parse_one(jwk: Value, allowed: &[Algorithm]) -> Result<(), SkipReason> {
 
 #[test]
 fn jwk_skip_reasons() {
-    let all = [Algorithm::RS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA];
+    let all = [
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
     let ec = TestKey::ec("ec-1").jwk;
     let with = |changes: Value| {
         let mut jwk = ec.clone();
@@ -340,21 +382,58 @@ fn jwk_skip_reasons() {
     let cases: Vec<(Value, SkipReason)> = vec![
         (json!("not an object"), SkipReason::NotAnObject),
         (with(json!({"kid": 7})), SkipReason::FieldNotString("kid")),
-        (with(json!({"use": "enc"})), SkipReason::NotForSignatures("enc".into())),
-        (with(json!({"key_ops": ["encrypt"]})), SkipReason::NoVerifyOperation),
-        (with(json!({"kty": "oct"})), SkipReason::UnsupportedKeyType("oct".into())),
+        (
+            with(json!({"use": "enc"})),
+            SkipReason::NotForSignatures("enc".into()),
+        ),
+        (
+            with(json!({"key_ops": ["encrypt"]})),
+            SkipReason::NoVerifyOperation,
+        ),
+        (
+            with(json!({"kty": "oct"})),
+            SkipReason::UnsupportedKeyType("oct".into()),
+        ),
         (with(json!({"kty": null})), SkipReason::MissingField("kty")),
-        (with(json!({"alg": "ES512"})), SkipReason::UnknownAlgorithm("ES512".into())),
-        (with(json!({"alg": "HS256"})), SkipReason::UnknownAlgorithm("HS256".into())),
+        (
+            with(json!({"alg": "ES512"})),
+            SkipReason::UnknownAlgorithm("ES512".into()),
+        ),
+        (
+            with(json!({"alg": "HS256"})),
+            SkipReason::UnknownAlgorithm("HS256".into()),
+        ),
         (
             with(json!({"alg": "RS256"})),
-            SkipReason::AlgorithmDoesNotFit { algorithm: "RS256".into(), family: KeyFamily::EcP256 },
+            SkipReason::AlgorithmDoesNotFit {
+                algorithm: "RS256".into(),
+                family: KeyFamily::EcP256,
+            },
         ),
-        (with(json!({"crv": "P-521"})), SkipReason::UnsupportedCurve("P-521".into())),
-        (with(json!({"crv": "P-384"})), SkipReason::WrongLength { field: "x", expected: 48, found: 32 }),
-        (with(json!({"x": format!("{x}=")})), SkipReason::InvalidBase64("x")),
-        (with(json!({"x": x.replace('-', "+").replace('_', "/")})), SkipReason::InvalidBase64("x")),
-        (with(json!({"x": format!(" {x}")})), SkipReason::InvalidBase64("x")),
+        (
+            with(json!({"crv": "P-521"})),
+            SkipReason::UnsupportedCurve("P-521".into()),
+        ),
+        (
+            with(json!({"crv": "P-384"})),
+            SkipReason::WrongLength {
+                field: "x",
+                expected: 48,
+                found: 32,
+            },
+        ),
+        (
+            with(json!({"x": format!("{x}=")})),
+            SkipReason::InvalidBase64("x"),
+        ),
+        (
+            with(json!({"x": x.replace('-', "+").replace('_', "/")})),
+            SkipReason::InvalidBase64("x"),
+        ),
+        (
+            with(json!({"x": format!(" {x}")})),
+            SkipReason::InvalidBase64("x"),
+        ),
         (with(json!({"y": null})), SkipReason::MissingField("y")),
         (
             json!({"kty": "OKP", "crv": "Ed448", "x": x}),
@@ -362,7 +441,11 @@ fn jwk_skip_reasons() {
         ),
         (
             json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}),
-            SkipReason::WrongLength { field: "x", expected: 32, found: 3 },
+            SkipReason::WrongLength {
+                field: "x",
+                expected: 32,
+                found: 3,
+            },
         ),
     ];
     for (jwk, expected) in cases {
@@ -406,7 +489,10 @@ fn short_rsa_modulus_is_rejected() {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         [0xC1u8; 128]
     ));
-    assert_eq!(parse_one(short, &[Algorithm::RS256]), Err(SkipReason::RsaModulusSize(1024)));
+    assert_eq!(
+        parse_one(short, &[Algorithm::RS256]),
+        Err(SkipReason::RsaModulusSize(1024))
+    );
     assert_eq!(parse_one(rsa, &[Algorithm::RS256]), Ok(()));
 }
 

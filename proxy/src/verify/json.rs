@@ -79,9 +79,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         while let Some(name) = access.next_key::<String>()? {
             let StrictValue(value) = access.next_value()?;
             if map.contains_key(&name) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate member {name:?}"
-                )));
+                return Err(de::Error::custom(format_args!("duplicate member {name:?}")));
             }
             map.insert(name, value);
         }

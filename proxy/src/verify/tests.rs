@@ -81,7 +81,11 @@ fn verification_count(metrics: &Metrics, result: &str) -> u64 {
 
 #[tokio::test]
 async fn valid_tokens_of_each_family() {
-    let keys = [TestKey::rsa("rsa-1", 0), TestKey::ec("ec-1"), TestKey::ed25519("ed-1")];
+    let keys = [
+        TestKey::rsa("rsa-1", 0),
+        TestKey::ec("ec-1"),
+        TestKey::ed25519("ed-1"),
+    ];
     let fx = fixture(&[&keys[0], &keys[1], &keys[2]]).await;
 
     for key in &keys {
@@ -95,7 +99,10 @@ async fn valid_tokens_of_each_family() {
         assert_eq!(verified.client_id.as_deref(), Some("applicationid"));
         assert_eq!(verified.scopes, ["foo", "bar"]);
         assert_eq!(verified.expires_at, (NOW + 3600) as u64);
-        assert_eq!(verified.claims["jti"], "6d1f0b8c-2a1e-4c4e-9a55-0c2d1f7e9b10");
+        assert_eq!(
+            verified.claims["jti"],
+            "6d1f0b8c-2a1e-4c4e-9a55-0c2d1f7e9b10"
+        );
     }
     assert_eq!(verification_count(&fx.metrics, "valid"), 3);
 }
@@ -132,14 +139,30 @@ async fn expiry_respects_leeway_edge() {
     let fx = fixture(&[&key]).await;
 
     // Leeway is 60 s: valid while exp + 60 > now.
-    let last_valid = key.sign(&claims_with(json!({"exp": NOW - 59, "nbf": NOW - 100, "iat": NOW - 100})));
-    let first_invalid = key.sign(&claims_with(json!({"exp": NOW - 60, "nbf": NOW - 100, "iat": NOW - 100})));
+    let last_valid = key.sign(&claims_with(
+        json!({"exp": NOW - 59, "nbf": NOW - 100, "iat": NOW - 100}),
+    ));
+    let first_invalid = key.sign(&claims_with(
+        json!({"exp": NOW - 60, "nbf": NOW - 100, "iat": NOW - 100}),
+    ));
 
     assert!(fx.verifier.verify(&last_valid).await.is_ok());
-    let err = fx.verifier.verify(&first_invalid).await.expect_err("expired");
-    assert_eq!(err, VerifyError::Expired { expired_at: NOW - 60 });
+    let err = fx
+        .verifier
+        .verify(&first_invalid)
+        .await
+        .expect_err("expired");
+    assert_eq!(
+        err,
+        VerifyError::Expired {
+            expired_at: NOW - 60
+        }
+    );
     assert_eq!(err.reason(), "expired");
-    assert_eq!(err.description(), "the token expired at 2027-01-15T07:59:00Z");
+    assert_eq!(
+        err.description(),
+        "the token expired at 2027-01-15T07:59:00Z"
+    );
 }
 
 #[tokio::test]
@@ -151,8 +174,17 @@ async fn not_before_respects_leeway_edge() {
     let too_early = key.sign(&claims_with(json!({"nbf": NOW + 61})));
 
     assert!(fx.verifier.verify(&last_valid).await.is_ok());
-    let err = fx.verifier.verify(&too_early).await.expect_err("not yet valid");
-    assert_eq!(err, VerifyError::NotYetValid { not_before: NOW + 61 });
+    let err = fx
+        .verifier
+        .verify(&too_early)
+        .await
+        .expect_err("not yet valid");
+    assert_eq!(
+        err,
+        VerifyError::NotYetValid {
+            not_before: NOW + 61
+        }
+    );
     assert_eq!(err.reason(), "not_yet_valid");
 }
 
@@ -161,14 +193,26 @@ async fn time_claims_must_be_numbers() {
     let key = TestKey::ec("ec-1");
     let fx = fixture(&[&key]).await;
     let cases = [
-        (claims_with(json!({"exp": (NOW + 3600).to_string()})), "exp", "is not a number"),
+        (
+            claims_with(json!({"exp": (NOW + 3600).to_string()})),
+            "exp",
+            "is not a number",
+        ),
         (without("exp"), "exp", "is missing"),
         (claims_with(json!({"nbf": "0"})), "nbf", "is not a number"),
         (claims_with(json!({"iat": true})), "iat", "is not a number"),
     ];
     for (claims, claim, problem) in cases {
-        let err = fx.verifier.verify(&key.sign(&claims)).await.expect_err("invalid");
-        assert_eq!(err, VerifyError::InvalidClaim { claim, problem }, "{claims}");
+        let err = fx
+            .verifier
+            .verify(&key.sign(&claims))
+            .await
+            .expect_err("invalid");
+        assert_eq!(
+            err,
+            VerifyError::InvalidClaim { claim, problem },
+            "{claims}"
+        );
     }
 }
 
@@ -203,11 +247,18 @@ async fn audience_shapes_are_checked() {
 
     for audience in accepted {
         let token = key.sign(&claims_with(json!({ "aud": audience })));
-        assert!(fx.verifier.verify(&token).await.is_ok(), "{audience} rejected");
+        assert!(
+            fx.verifier.verify(&token).await.is_ok(),
+            "{audience} rejected"
+        );
     }
     for audience in rejected {
         let token = key.sign(&claims_with(json!({ "aud": audience })));
-        let err = fx.verifier.verify(&token).await.expect_err("wrong audience");
+        let err = fx
+            .verifier
+            .verify(&token)
+            .await
+            .expect_err("wrong audience");
         assert_eq!(err.reason(), "wrong_audience", "{audience}");
         assert_eq!(err.description(), "the audience does not include orders");
     }
@@ -221,16 +272,39 @@ async fn unknown_issuer_fails_without_fetch() {
     let fx = fixture(&[&key]).await;
     let fetches_before = fx.server.requests();
 
-    for issuer in [json!("https://evil.test"), json!("https://sts.test/"), json!("HTTPS://sts.test")] {
+    for issuer in [
+        json!("https://evil.test"),
+        json!("https://sts.test/"),
+        json!("HTTPS://sts.test"),
+    ] {
         let token = key.sign(&claims_with(json!({ "iss": issuer.clone() })));
-        let err = fx.verifier.verify(&token).await.expect_err("untrusted issuer");
-        assert_eq!(err, VerifyError::WrongIssuer { issuer: issuer.as_str().map(str::to_owned) });
+        let err = fx
+            .verifier
+            .verify(&token)
+            .await
+            .expect_err("untrusted issuer");
+        assert_eq!(
+            err,
+            VerifyError::WrongIssuer {
+                issuer: issuer.as_str().map(str::to_owned)
+            }
+        );
     }
     let unknown_kid = TestKey::ec("never-published");
     let token = unknown_kid.sign(&claims_with(json!({"iss": "https://evil.test"})));
-    assert_eq!(fx.verifier.verify(&token).await.expect_err("untrusted").reason(), "wrong_issuer");
+    assert_eq!(
+        fx.verifier
+            .verify(&token)
+            .await
+            .expect_err("untrusted")
+            .reason(),
+        "wrong_issuer"
+    );
     let err = fx.verifier.verify(&key.sign(&without("iss"))).await;
-    assert_eq!(err.expect_err("no issuer"), VerifyError::WrongIssuer { issuer: None });
+    assert_eq!(
+        err.expect_err("no issuer"),
+        VerifyError::WrongIssuer { issuer: None }
+    );
 
     assert_eq!(fx.server.requests(), fetches_before);
 }
@@ -243,32 +317,68 @@ async fn none_and_hmac_are_rejected() {
     let unsigned = format!("{}.{payload}.", b64(r#"{"alg":"none"}"#));
     let unsigned_with_signature = format!("{}.{payload}.{}", b64(r#"{"alg":"none"}"#), b64("x"));
 
-    assert_eq!(fx.verifier.verify(&unsigned).await.expect_err("none").reason(), "malformed");
-    let err = fx.verifier.verify(&unsigned_with_signature).await.expect_err("none");
-    assert_eq!(err, VerifyError::AlgorithmNotAllowed { algorithm: "none".into() });
+    assert_eq!(
+        fx.verifier
+            .verify(&unsigned)
+            .await
+            .expect_err("none")
+            .reason(),
+        "malformed"
+    );
+    let err = fx
+        .verifier
+        .verify(&unsigned_with_signature)
+        .await
+        .expect_err("none");
+    assert_eq!(
+        err,
+        VerifyError::AlgorithmNotAllowed {
+            algorithm: "none".into()
+        }
+    );
 
     // An HS256 token keyed with the EC public key's coordinates, the classic confusion attack.
-    let hmac_key = jsonwebtoken::EncodingKey::from_secret(key.jwk["x"].as_str().expect("x").as_bytes());
+    let hmac_key =
+        jsonwebtoken::EncodingKey::from_secret(key.jwk["x"].as_str().expect("x").as_bytes());
     let header = jsonwebtoken::Header {
         kid: Some("ec-1".into()),
         ..jsonwebtoken::Header::new(Algorithm::HS256)
     };
     let hs256 = jsonwebtoken::encode(&header, &claims_at(NOW), &hmac_key).expect("sign");
     let err = fx.verifier.verify(&hs256).await.expect_err("hmac");
-    assert_eq!(err, VerifyError::AlgorithmNotAllowed { algorithm: "HS256".into() });
+    assert_eq!(
+        err,
+        VerifyError::AlgorithmNotAllowed {
+            algorithm: "HS256".into()
+        }
+    );
 }
 
 #[tokio::test]
 async fn algorithm_must_be_allowed_and_fit_key() {
     let rsa = TestKey::rsa("rsa-1", 0);
     let ec = TestKey::ec("ec-1");
-    let fx = fixture_with(&[&rsa, &ec], |config| config.algorithms = vec![Algorithm::RS256, Algorithm::ES256], 0).await;
+    let fx = fixture_with(
+        &[&rsa, &ec],
+        |config| config.algorithms = vec![Algorithm::RS256, Algorithm::ES256],
+        0,
+    )
+    .await;
 
     // RS384 is a valid RSA algorithm but not in the provider's list.
     let mut rs384 = rsa.clone();
     rs384.algorithm = Algorithm::RS384;
-    let err = fx.verifier.verify(&rs384.sign(&claims_at(NOW))).await.expect_err("not allowed");
-    assert_eq!(err, VerifyError::AlgorithmNotAllowed { algorithm: "RS384".into() });
+    let err = fx
+        .verifier
+        .verify(&rs384.sign(&claims_at(NOW)))
+        .await
+        .expect_err("not allowed");
+    assert_eq!(
+        err,
+        VerifyError::AlgorithmNotAllowed {
+            algorithm: "RS384".into()
+        }
+    );
 
     // ES256 in the header but the kid names the RSA key.
     let header = r#"{"alg":"ES256","kid":"rsa-1"}"#;
@@ -292,7 +402,11 @@ async fn key_pinned_algorithm_is_enforced() {
     let mut ps256 = rsa.clone();
     ps256.algorithm = Algorithm::PS256;
 
-    let err = fx.verifier.verify(&ps256.sign(&claims_at(NOW))).await.expect_err("pinned");
+    let err = fx
+        .verifier
+        .verify(&ps256.sign(&claims_at(NOW)))
+        .await
+        .expect_err("pinned");
 
     assert_eq!(err.reason(), "algorithm_mismatch");
 }
@@ -312,27 +426,63 @@ async fn malformed_tokens_are_rejected() {
         (format!("{token}.{signature}"), "four segments"),
         (format!("{header}..{signature}"), "empty payload"),
         (format!(".{payload}.{signature}"), "empty header"),
-        (format!("{header}.{payload}="), "padding"),
-        (format!("{header}.{payload}.{}", signature.replacen(|c: char| c == '-' || c == '_', "+", 1)), "plus sign"),
-        (format!("{header}.{payload} .{signature}"), "whitespace"),
-        (format!("{header}.{payload}.{signature}AAA"), "signature length"),
-        (signed_raw(r#"["ES256"]"#, &claims), "header array"),
-        (signed_raw(r#"{"alg":"ES256","kid":"ec-1"}"#, "[1]"), "payload array"),
-        (signed_raw(r#"{"alg":"ES256","kid":"ec-1"}"#, "not json"), "payload text"),
-        (signed_raw(r#"{"alg":"ES256","kid":"ec-1","kid":"ec-1"}"#, &claims), "duplicate header"),
         (
-            signed_raw(r#"{"alg":"ES256","kid":"ec-1"}"#, &format!("{{\"sub\":\"admin\",{}", &claims[1..])),
+            format!("{header}.{payload}.{signature}="),
+            "signature padding",
+        ),
+        (format!("{header}=.{payload}.{signature}"), "header padding"),
+        (format!("{header}.{payload}./{}", &signature[1..]), "slash"),
+        (
+            format!("{header}.{payload}.+{}", &signature[1..]),
+            "plus sign",
+        ),
+        (format!("{header}.{payload} .{signature}"), "whitespace"),
+        (
+            format!("{header}.{payload}.{signature}AAA"),
+            "signature length",
+        ),
+        (signed_raw(r#"["ES256"]"#, &claims), "header array"),
+        (
+            signed_raw(r#"{"alg":"ES256","kid":"ec-1"}"#, "[1]"),
+            "payload array",
+        ),
+        (
+            signed_raw(r#"{"alg":"ES256","kid":"ec-1"}"#, "not json"),
+            "payload text",
+        ),
+        (
+            signed_raw(r#"{"alg":"ES256","kid":"ec-1","kid":"ec-1"}"#, &claims),
+            "duplicate header",
+        ),
+        (
+            signed_raw(
+                r#"{"alg":"ES256","kid":"ec-1"}"#,
+                &format!("{{\"sub\":\"admin\",{}", &claims[1..]),
+            ),
             "duplicate claim",
         ),
-        (signed_raw(r#"{"alg":"ES256","kid":7}"#, &claims), "kid number"),
+        (
+            signed_raw(r#"{"alg":"ES256","kid":7}"#, &claims),
+            "kid number",
+        ),
         (signed_raw(r#"{"kid":"ec-1"}"#, &claims), "no alg"),
-        (signed_raw(r#"{"alg":"ES256","kid":"ec-1","crit":["exp"],"exp":1}"#, &claims), "crit"),
+        (
+            signed_raw(
+                r#"{"alg":"ES256","kid":"ec-1","crit":["exp"],"exp":1}"#,
+                &claims,
+            ),
+            "crit",
+        ),
     ];
     for (token, case) in cases {
         let err = fx.verifier.verify(&token).await.expect_err(case);
         assert_eq!(err.reason(), "malformed", "{case}: {err}");
     }
-    assert_eq!(fx.server.requests(), 1, "malformed tokens never cause a fetch");
+    assert_eq!(
+        fx.server.requests(),
+        1,
+        "malformed tokens never cause a fetch"
+    );
 }
 
 #[tokio::test]
@@ -348,17 +498,27 @@ async fn non_canonical_base64_is_rejected() {
     let encoded_header = token.split('.').next().expect("header");
     let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let last = encoded_header.chars().last().expect("last character");
-    let bumped = alphabet.chars().nth(alphabet.find(last).expect("in alphabet") + 1).expect("next");
+    let bumped = alphabet
+        .chars()
+        .nth(alphabet.find(last).expect("in alphabet") + 1)
+        .expect("next");
     let variant = format!(
         "{}{bumped}{}",
         &encoded_header[..encoded_header.len() - 1],
         &token[encoded_header.len()..]
     );
 
-    let err = fx.verifier.verify(&variant).await.expect_err("non-canonical");
+    let err = fx
+        .verifier
+        .verify(&variant)
+        .await
+        .expect_err("non-canonical");
 
     assert_eq!(err.reason(), "malformed", "{err}");
-    assert!(fx.verifier.verify(&token).await.is_ok(), "the canonical spelling verifies");
+    assert!(
+        fx.verifier.verify(&token).await.is_ok(),
+        "the canonical spelling verifies"
+    );
 }
 
 #[tokio::test]
@@ -376,7 +536,10 @@ async fn embedded_keys_in_header_are_ignored() {
     })
     .to_string();
 
-    let err = fx.verifier.verify(&attacker.sign_raw(&header, &claims_at(NOW).to_string())).await;
+    let err = fx
+        .verifier
+        .verify(&attacker.sign_raw(&header, &claims_at(NOW).to_string()))
+        .await;
 
     assert_eq!(err.expect_err("attacker key"), VerifyError::BadSignature);
     assert_eq!(fx.server.requests(), 1);
@@ -416,10 +579,22 @@ async fn unknown_kid_is_reported() {
     let fx = fixture(&[&key]).await;
     let stranger = TestKey::ec("stranger\"kid");
 
-    let err = fx.verifier.verify(&stranger.sign(&claims_at(NOW))).await.expect_err("unknown");
+    let err = fx
+        .verifier
+        .verify(&stranger.sign(&claims_at(NOW)))
+        .await
+        .expect_err("unknown");
 
-    assert_eq!(err, VerifyError::UnknownKey { kid: "stranger\"kid".into() });
-    assert_eq!(err.description(), "the issuer has no signing key with kid 'stranger?kid'");
+    assert_eq!(
+        err,
+        VerifyError::UnknownKey {
+            kid: "stranger\"kid".into()
+        }
+    );
+    assert_eq!(
+        err.description(),
+        "the issuer has no signing key with kid 'stranger?kid'"
+    );
 }
 
 #[tokio::test]
@@ -433,7 +608,12 @@ async fn keys_unavailable_before_first_fetch() {
 
     let err = verifier.verify(&key.sign(&claims_at(NOW))).await;
 
-    assert_eq!(err.expect_err("no keys"), VerifyError::KeysUnavailable { issuer: ISSUER.into() });
+    assert_eq!(
+        err.expect_err("no keys"),
+        VerifyError::KeysUnavailable {
+            issuer: ISSUER.into()
+        }
+    );
 }
 
 #[tokio::test]
@@ -444,14 +624,20 @@ async fn scopes_from_scope_or_scp() {
         (claims_with(json!({"scope": "a  b"})), vec!["a", "b"]),
         (claims_with(json!({"scope": ["a", "b"]})), vec!["a", "b"]),
         (claims_with(json!({"scope": null, "scp": ["c"]})), vec!["c"]),
-        (claims_with(json!({"scope": null, "scp": "c d"})), vec!["c", "d"]),
+        (
+            claims_with(json!({"scope": null, "scp": "c d"})),
+            vec!["c", "d"],
+        ),
         (claims_with(json!({"scope": null})), vec![]),
     ];
     for (claims, expected) in cases {
         let verified = fx.verifier.verify(&key.sign(&claims)).await.expect("valid");
         assert_eq!(verified.scopes, expected, "{claims}");
     }
-    let err = fx.verifier.verify(&key.sign(&claims_with(json!({"scope": 3})))).await;
+    let err = fx
+        .verifier
+        .verify(&key.sign(&claims_with(json!({"scope": 3}))))
+        .await;
     assert_eq!(err.expect_err("bad scope").reason(), "invalid_claim");
 }
 
@@ -460,8 +646,15 @@ async fn identity_claims_must_be_strings() {
     let key = TestKey::ec("ec-1");
     let fx = fixture(&[&key]).await;
     for claim in ["sub", "client_id"] {
-        let err = fx.verifier.verify(&key.sign(&claims_with(json!({ claim: 42 })))).await;
-        assert_eq!(err.expect_err("number").reason(), "invalid_claim", "{claim}");
+        let err = fx
+            .verifier
+            .verify(&key.sign(&claims_with(json!({ claim: 42 }))))
+            .await;
+        assert_eq!(
+            err.expect_err("number").reason(),
+            "invalid_claim",
+            "{claim}"
+        );
     }
 }
 
@@ -474,7 +667,10 @@ async fn cache_hit_is_counted() {
     let first = fx.verifier.verify(&token).await.expect("valid");
     let second = fx.verifier.verify(&token).await.expect("valid");
 
-    assert!(Arc::ptr_eq(&first, &second), "the second result comes from the cache");
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the second result comes from the cache"
+    );
     assert_eq!(fx.metrics.cache_misses.get(), 1);
     assert_eq!(fx.metrics.cache_hits.get(), 1);
     assert_eq!(verification_count(&fx.metrics, "valid"), 2);
@@ -488,13 +684,20 @@ async fn cached_token_expires_on_time() {
     fx.verifier.verify(&token).await.expect("valid");
 
     fx.clock.store(NOW + 69, Ordering::SeqCst);
-    assert!(fx.verifier.verify(&token).await.is_ok(), "within exp + leeway");
+    assert!(
+        fx.verifier.verify(&token).await.is_ok(),
+        "within exp + leeway"
+    );
     assert_eq!(fx.metrics.cache_hits.get(), 1);
 
     fx.clock.store(NOW + 70, Ordering::SeqCst);
     let err = fx.verifier.verify(&token).await.expect_err("expired");
     assert_eq!(err.reason(), "expired");
-    assert_eq!(fx.metrics.cache_hits.get(), 1, "an expired entry is not a hit");
+    assert_eq!(
+        fx.metrics.cache_hits.get(),
+        1,
+        "an expired entry is not a hit"
+    );
 }
 
 #[tokio::test]
@@ -510,10 +713,18 @@ async fn cache_drops_token_of_removed_key() {
     fx.server.set_document(jwks(&[&new]));
     fx.keys.refresh_all().await.expect("refresh");
 
-    let err = fx.verifier.verify(&old_token).await.expect_err("key removed");
+    let err = fx
+        .verifier
+        .verify(&old_token)
+        .await
+        .expect_err("key removed");
     assert_eq!(err, VerifyError::UnknownKey { kid: "old".into() });
     assert!(fx.verifier.verify(&new_token).await.is_ok());
-    assert_eq!(fx.metrics.cache_hits.get(), 1, "only the token of the kept key is a hit");
+    assert_eq!(
+        fx.metrics.cache_hits.get(),
+        1,
+        "only the token of the kept key is a hit"
+    );
 }
 
 #[tokio::test]
@@ -530,7 +741,11 @@ async fn full_cache_skips_insert() {
     assert_eq!(cache.len(), 2);
 
     fx.verifier.verify(&tokens[2]).await.expect("valid");
-    assert_eq!(fx.metrics.cache_hits.get(), 0, "the third token was not cached");
+    assert_eq!(
+        fx.metrics.cache_hits.get(),
+        0,
+        "the third token was not cached"
+    );
 
     // Once the first token expires, a sweep frees its slot.
     fx.clock.store(NOW + 100 + 60, Ordering::SeqCst);
@@ -564,9 +779,17 @@ fn utc_formatting() {
 
 #[test]
 fn description_hides_unsafe_characters() {
-    let err = VerifyError::WrongIssuer { issuer: Some(format!("a\"b\\c\n{}", "x".repeat(100))) };
+    let err = VerifyError::WrongIssuer {
+        issuer: Some(format!("a\"b\\c\n{}", "x".repeat(100))),
+    };
     let description = err.description();
-    assert!(description.starts_with("the issuer 'a?b?c?xxx"), "{description}");
-    assert!(description.ends_with("...' is not trusted"), "{description}");
+    assert!(
+        description.starts_with("the issuer 'a?b?c?xxx"),
+        "{description}"
+    );
+    assert!(
+        description.ends_with("...' is not trusted"),
+        "{description}"
+    );
     assert!(description.len() < 120, "{description}");
 }

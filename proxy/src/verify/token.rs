@@ -87,7 +87,9 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
 /// and non-zero trailing bits, so each byte string has exactly one accepted spelling.
 fn decode_segment(name: &str, text: &str) -> Result<Vec<u8>, VerifyError> {
     if text.is_empty() {
-        return Err(VerifyError::malformed(format!("the {name} segment is empty")));
+        return Err(VerifyError::malformed(format!(
+            "the {name} segment is empty"
+        )));
     }
     URL_SAFE_NO_PAD.decode(text).map_err(|_| {
         VerifyError::malformed(format!(
