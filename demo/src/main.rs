@@ -1,5 +1,6 @@
 //! `portcullis-demo`: runs the whole system locally on the book's ports.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +31,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,portcullis_demo=info".into()),
