@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 use zeroize::Zeroizing;
@@ -107,25 +108,23 @@ fn load_config(
     Ok(config)
 }
 
+/// Serves until SIGTERM or SIGINT. The signal handlers are installed before the listener
+/// starts, so a signal sent as soon as the address is logged still shuts down gracefully.
 async fn serve(config: StsConfig) -> Result<(), String> {
-    let running = start(config).await.map_err(|error| error.to_string())?;
-    let signal = wait_for_signal().await?;
-    info!(signal, "shutting down");
-    running.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() -> Result<&'static str, String> {
-    use tokio::signal::unix::{signal, SignalKind};
-
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|error| format!("failed to listen for SIGTERM: {error}"))?;
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|error| format!("failed to listen for SIGINT: {error}"))?;
-    Ok(tokio::select! {
+
+    let running = start(config).await.map_err(|error| error.to_string())?;
+
+    let received = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
-    })
+    };
+    info!(signal = received, "shutting down");
+    running.shutdown().await;
+    Ok(())
 }
 
 /// Reads the secret, without its final line break, and prints the hash on standard output.

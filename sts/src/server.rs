@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, error, info, warn, Instrument};
 
 use crate::routes::App;
 
@@ -115,7 +115,9 @@ async fn serve(
         tokio::select! {
             // A dropped sender also means stop.
             _ = shutdown.changed() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(finished) = connections.join_next(), if !connections.is_empty() => {
+                log_panic(finished);
+            }
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
@@ -149,7 +151,9 @@ async fn serve(
         "shutting down: stopped accepting connections"
     );
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while connections.join_next().await.is_some() {}
+        while let Some(finished) = connections.join_next().await {
+            log_panic(finished);
+        }
     })
     .await;
     if drained.is_err() {
@@ -161,6 +165,14 @@ async fn serve(
         connections.shutdown().await;
     }
     info!("token service stopped");
+}
+
+fn log_panic(finished: Result<(), tokio::task::JoinError>) {
+    if let Err(join_error) = finished {
+        if join_error.is_panic() {
+            error!(error = %join_error, "a connection task panicked");
+        }
+    }
 }
 
 async fn serve_connection(

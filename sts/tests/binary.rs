@@ -332,6 +332,15 @@ fn invalid_config_names_field() {
 }
 
 #[test]
+fn listen_with_subcommand_is_rejected() {
+    let output = run(&["--listen", "127.0.0.1:0", "rotate-key"], b"");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--listen"), "{stderr}");
+}
+
+#[test]
 fn sigterm_stops_gracefully() {
     let data_dir = tempfile::tempdir().unwrap();
     let server = spawn_demo(data_dir.path());

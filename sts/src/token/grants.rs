@@ -86,8 +86,16 @@ impl TokenService {
             .refresh_tokens
             .begin_redeem(token, &client.id, now_unix())
             .map_err(|redeem_error| {
-                if redeem_error == RedeemError::Reused {
-                    warn!(client_id = %client.id, "a used refresh token was presented again; revoked its whole chain");
+                match redeem_error {
+                    RedeemError::Reused => warn!(
+                        client_id = %client.id,
+                        "a used refresh token was presented again, so its whole chain is revoked"
+                    ),
+                    RedeemError::OtherClient => warn!(
+                        client_id = %client.id,
+                        "a client presented a refresh token issued to another client"
+                    ),
+                    RedeemError::Unknown | RedeemError::Expired => {}
                 }
                 OAuthError::invalid_grant(describe(redeem_error))
             })?;

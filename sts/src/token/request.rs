@@ -1,7 +1,7 @@
 //! Parsing of token requests: content type, body size, form parameters, and the client
 //! credentials from HTTP Basic or the form (RFC 6749 sections 2.3.1, 3.2 and 4).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -124,7 +124,7 @@ impl TokenForm {
     /// whatever check the value meets.
     pub(crate) fn parse(body: &[u8]) -> Result<TokenForm, OAuthError> {
         let mut parameters = HashMap::new();
-        let mut seen = Vec::new();
+        let mut seen = HashSet::new();
         for (name, value) in form_urlencoded::parse(body) {
             if seen.contains(&name) {
                 return Err(OAuthError::invalid_request(format!(
@@ -134,7 +134,7 @@ impl TokenForm {
             if !value.is_empty() {
                 parameters.insert(name.to_string(), Zeroizing::new(value.into_owned()));
             }
-            seen.push(name);
+            seen.insert(name);
         }
         Ok(TokenForm { parameters })
     }
