@@ -29,8 +29,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// normal load, and it bounds the memory a connection flood can take.
 const MAX_CONNECTIONS: usize = 1024;
 
-/// Time in-flight requests get to finish after shutdown starts. A token request takes
-/// well under a second, so requests still running after this are stuck and are cut.
+/// Time in-flight requests get to finish after shutdown starts. A token request needs at
+/// most two Argon2 verifications and one signature, an estimated fraction of a second, so
+/// requests still running after this are stuck and are cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Pause after a failed `accept`, which usually means the process ran out of file
