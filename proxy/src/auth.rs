@@ -21,7 +21,7 @@ pub use crate::policy::InvalidRequest;
 /// retries within 5 seconds at most, so by then the keys are usually there.
 const KEYS_UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
 
-/// Why a request was not authorized.
+/// The reason a request was not authorized.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthFailure {
     /// No `Authorization` header, or one with a scheme other than Bearer.
@@ -35,13 +35,13 @@ pub enum AuthFailure {
     #[error("insufficient scope: the route requires {}", required.join(" "))]
     InsufficientScope { required: Vec<String> },
     /// The token's issuer has no keys loaded yet, so the token cannot be checked. The request
-    /// is not forwarded, and the client is told to retry rather than that the token is bad.
+    /// is not forwarded, and the client is asked to retry because the token may be valid.
     #[error("the signing keys of issuer {issuer} are not loaded yet")]
     KeysUnavailable { issuer: String },
 }
 
 impl AuthFailure {
-    /// The HTTP status of the rejection.
+    /// Returns the HTTP status of the rejection.
     pub fn status(&self) -> StatusCode {
         match self {
             AuthFailure::MissingToken | AuthFailure::InvalidToken(_) => StatusCode::UNAUTHORIZED,
@@ -51,7 +51,7 @@ impl AuthFailure {
         }
     }
 
-    /// Short label for logs and metrics (`missing_token`, `expired`, `bad_signature`, ...).
+    /// Returns a short label for logs and metrics (`missing_token`, `expired`, ...).
     pub fn reason(&self) -> &'static str {
         match self {
             AuthFailure::MissingToken => "missing_token",
@@ -62,7 +62,7 @@ impl AuthFailure {
         }
     }
 
-    /// The complete RFC 6750 response: status, `WWW-Authenticate`, and a JSON body with
+    /// Builds the complete RFC 6750 response: status, `WWW-Authenticate`, and a JSON body with
     /// `error` and `error_description`, marked `Cache-Control: no-store`.
     ///
     /// A missing token gets a challenge without error attributes (RFC 6750 section 3.1).
@@ -110,8 +110,8 @@ impl AuthFailure {
                 HeaderValue::from(KEYS_UNAVAILABLE_RETRY_AFTER_SECS),
             );
         } else {
-            // quoted_string leaves no byte that a header value forbids, so this always succeeds;
-            // the fallback keeps a valid challenge if that ever changes.
+            // quoted_string removes every byte that a header value forbids, so this succeeds.
+            // The fallback keeps a valid challenge if that ever changes.
             let value = HeaderValue::from_bytes(challenge.as_bytes())
                 .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
             headers.insert(WWW_AUTHENTICATE, value);
@@ -158,7 +158,7 @@ impl Authorizer {
     /// Finds the route, extracts the token, verifies it and checks scopes. Ok(None) for a
     /// route with auth = "none"; Ok(Some(token)) when verified; Err(failure) otherwise.
     ///
-    /// `path` is the request path without the query; unsafe paths fail before route matching,
+    /// `path` is the request path without the query. Unsafe paths fail before route matching,
     /// on every route including open ones.
     pub async fn authorize(
         &self,

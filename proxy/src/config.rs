@@ -99,8 +99,8 @@ pub struct ProviderConfig {
     /// The token's `aud` must contain at least one of these.
     pub audiences: Vec<String>,
     pub jwks: JwksSource,
-    /// CA certificates (PEM) trusted when fetching `jwks` over HTTPS, in addition to none:
-    /// without it, an HTTPS JWKS URI must chain to the file given here or fetching fails.
+    /// CA certificates (PEM) trusted when fetching `jwks` over HTTPS, instead of the system's
+    /// CA certificates, which apply when this is unset.
     pub ca_file: Option<PathBuf>,
     /// Header `alg` values accepted; anything else is rejected before key lookup.
     pub algorithms: Vec<Algorithm>,

@@ -71,7 +71,7 @@ fn set_or_remove(headers: &mut HeaderMap, name: HeaderName, text: Option<&str>) 
     }
 }
 
-/// Renders a claim as header text, before percent-encoding; `None` for null.
+/// Renders a claim as header text, before percent-encoding. Returns `None` for null.
 fn claim_text(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,

@@ -57,14 +57,14 @@ pub struct LoadedKeys {
     pub generation: u64,
 }
 
-/// Why no key was found for a token.
+/// The reason no key was found for a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyLookupError {
     /// The provider has no key set yet: the first fetch has not succeeded.
     NotLoaded,
     /// No key has this `kid`, even after a refetch (or a refetch was not allowed yet).
     UnknownKid(String),
-    /// The token has no `kid` and the set holds this many keys, so none can be chosen.
+    /// The token has no `kid` and the set contains this many keys, so none can be chosen.
     KidRequired(usize),
 }
 
@@ -109,7 +109,7 @@ impl ProviderKeys {
 }
 
 impl KeyStore {
-    /// Prepares one fetcher per provider; fails when a provider's TLS trust cannot be set up.
+    /// Prepares one fetcher per provider. Fails when a provider's TLS trust cannot be set up.
     /// Nothing is fetched until [`KeyStore::spawn`].
     pub fn new(providers: &[ProviderConfig], metrics: Metrics) -> Result<Arc<KeyStore>, KeyError> {
         let mut entries = Vec::with_capacity(providers.len());
@@ -166,10 +166,11 @@ impl KeyStore {
         self.providers[id.0].current()
     }
 
-    /// Finds the keys for a token's `kid`. A `kid` missing from the set triggers one refetch
-    /// shared by every request that waits for it, at most once per `unknown_kid_cooldown`;
-    /// within the cooldown the lookup fails at once. Without a `kid`, the set must hold
-    /// exactly one key.
+    /// Finds the keys for a token's `kid`.
+    ///
+    /// A `kid` missing from the set triggers one refetch, shared by every request that waits
+    /// for it, at most once per `unknown_kid_cooldown`. Within the cooldown the lookup fails at
+    /// once. Without a `kid`, the set must contain exactly one key.
     pub async fn find_key(
         &self,
         id: ProviderId,
@@ -240,9 +241,9 @@ impl KeyStore {
                     .with_label_values(&[issuer, "ok"])
                     .inc();
                 if changed {
-                    tracing::info!(issuer, uri = %location, keys = count, "loaded a new JWKS");
+                    tracing::info!(issuer, jwks = %location, keys = count, "loaded a new JWKS");
                 } else {
-                    tracing::debug!(issuer, uri = %location, keys = count, "JWKS unchanged");
+                    tracing::debug!(issuer, jwks = %location, keys = count, "JWKS unchanged");
                 }
                 Ok(())
             }
@@ -251,7 +252,7 @@ impl KeyStore {
                     .jwks_fetches
                     .with_label_values(&[issuer, "error"])
                     .inc();
-                tracing::warn!(issuer, uri = %location, error = %err, "JWKS fetch failed; keeping the previous keys");
+                tracing::warn!(issuer, jwks = %location, error = %err, "JWKS fetch failed, keeping the previous keys");
                 Err(err)
             }
         };
@@ -282,8 +283,8 @@ impl KeyStore {
         Ok(KeySet::new(parsed.keys))
     }
 
-    /// Replaces the provider's set; returns whether the keys changed. An unchanged set keeps
-    /// its generation, so cached verifications stay valid across routine refreshes.
+    /// Replaces the provider's set and returns whether the keys changed. An unchanged set
+    /// keeps its generation, so cached verifications stay valid across routine refreshes.
     fn install(&self, provider: &ProviderKeys, set: KeySet) -> bool {
         let mut current = provider
             .current
@@ -299,8 +300,8 @@ impl KeyStore {
         true
     }
 
-    /// Fetches until the first success, then every `refresh_interval`; failures retry with
-    /// backoff and keep the last good set.
+    /// Fetches until the first success, then every `refresh_interval`. A failure keeps the
+    /// last good set and retries with backoff.
     async fn keep_fresh(&self, id: ProviderId) {
         let provider = &self.providers[id.0];
         let mut backoff = Backoff::new();

@@ -11,7 +11,7 @@ use http::{HeaderMap, Method};
 
 use crate::config::{AuthRequirement, PathMatch, RouteRule};
 
-/// Why a request path is rejected.
+/// The reason a request path is rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathProblem {
     /// Neither starts with `/` nor is `*` on an OPTIONS request.
@@ -66,7 +66,7 @@ pub enum InvalidRequest {
 }
 
 impl InvalidRequest {
-    /// Short label for logs and metrics.
+    /// Returns a short label for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             InvalidRequest::UnsafePath(_) => "unsafe_path",
@@ -127,7 +127,7 @@ pub fn check_path(method: &Method, path: &str) -> Result<(), PathProblem> {
     Ok(())
 }
 
-/// What the route table requires of a request.
+/// The route table's requirement for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteDecision<'a> {
     /// `auth = "none"`: forward without a token.
@@ -147,7 +147,7 @@ impl RoutePolicy {
         RoutePolicy { routes }
     }
 
-    /// Applies the first route that matches `method` and `path`; a path no route matches
+    /// Applies the first route that matches `method` and `path`. A path that no route matches
     /// requires a valid token with no particular scope.
     pub fn decide(&self, method: &Method, path: &str) -> RouteDecision<'_> {
         let matched = self
@@ -179,7 +179,7 @@ fn route_matches(route: &RouteRule, method: &Method, path: &str) -> bool {
 /// Extracts the bearer token from the `Authorization` header (RFC 6750 section 2.1).
 ///
 /// Returns `Ok(None)` when there is no header or it uses another scheme such as `Basic`, so the
-/// caller answers with a plain challenge. The scheme matches `Bearer` in any case, and exactly
+/// caller responds with a plain challenge. The scheme matches `Bearer` in any case, and exactly
 /// one space must separate it from a single b64token (`A-Z a-z 0-9 - . _ ~ + /`, then optional
 /// `=`). Two headers or a malformed Bearer value are an [`InvalidRequest`].
 pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, InvalidRequest> {
@@ -237,7 +237,7 @@ fn is_b64token(token: &str) -> bool {
         })
 }
 
-/// Whether `granted` contains every scope in `required`.
+/// Returns whether `granted` contains every scope in `required`.
 pub fn has_scopes(required: &[String], granted: &[String]) -> bool {
     required.iter().all(|scope| granted.contains(scope))
 }

@@ -139,8 +139,8 @@ impl Verifier {
     async fn verify_fully(&self, token: &str, now: i64) -> Result<Verified, VerifyError> {
         let unverified = token::parse(token)?;
 
-        // The payload is untrusted until the signature checks out; `iss` is read here only to
-        // choose the provider, and checked again with the other claims afterwards.
+        // The payload is untrusted until the signature checks out. `iss` is read here only to
+        // choose the provider, and is checked again with the other claims afterwards.
         let issuer = match unverified.payload.get("iss") {
             Some(serde_json::Value::String(issuer)) => issuer.as_str(),
             _ => return Err(VerifyError::WrongIssuer { issuer: None }),

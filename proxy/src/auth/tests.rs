@@ -141,7 +141,7 @@ fn quoted_string_replaces_controls() {
     assert_eq!(quoted_string("a\nb\u{7f}"), "\"a?b?\"");
 }
 
-/// An authorizer over a live JWKS server, with routes like the demo's order service.
+/// Builds an authorizer over a live JWKS server, with routes like the demo's order service.
 async fn authorizer(key: &TestKey) -> (Authorizer, JwksServer, Metrics) {
     let server = JwksServer::start(jwks(&[key])).await;
     let text = format!(

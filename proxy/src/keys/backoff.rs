@@ -7,7 +7,7 @@ use rand::Rng;
 /// First retry delay: short, so a sidecar that starts just before its issuer becomes ready
 /// within a fraction of a second after it.
 const INITIAL_DELAY: Duration = Duration::from_millis(200);
-/// Longest delay between retries, so an issuer that comes back is noticed within seconds.
+/// Maximum delay between retries, so an issuer that comes back is noticed within seconds.
 const MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// Delays that double from 200 ms up to 5 s. Each delay is drawn uniformly from the upper

@@ -30,7 +30,7 @@ pub struct FetchError {
     pub problem: FetchProblem,
 }
 
-/// What went wrong during a JWKS fetch.
+/// The cause of a failed JWKS fetch.
 #[derive(Debug)]
 pub enum FetchProblem {
     TimedOut(Duration),
@@ -114,7 +114,7 @@ impl Fetcher {
         })
     }
 
-    /// The URI or path the document is read from, for logs and errors.
+    /// Returns the URI or path the document is read from, for logs and errors.
     pub fn location(&self) -> String {
         match self {
             Fetcher::Http { uri, .. } => uri.to_string(),
@@ -176,7 +176,7 @@ async fn read_file(path: &PathBuf) -> Result<Bytes, FetchProblem> {
         .await
         .map_err(FetchProblem::File)?;
     let mut contents = Vec::new();
-    // Reading one byte past the limit tells a file of exactly the limit from a larger one.
+    // Reading one byte past the limit distinguishes a file of exactly the limit from a larger one.
     file.take(MAX_JWKS_BYTES as u64 + 1)
         .read_to_end(&mut contents)
         .await

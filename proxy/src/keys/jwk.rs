@@ -16,7 +16,7 @@ use crate::config::parse_algorithm;
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
 
-/// Why one JWK of a set cannot be used.
+/// The reason one JWK of a set cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
     NotAnObject,
@@ -212,8 +212,8 @@ fn ec_key(jwk: &Map<String, Value>) -> Result<ParsedKey, SkipReason> {
     check_length("x", &x, coordinate_len)?;
     check_length("y", &y, coordinate_len)?;
 
-    // NOTE: whether (x, y) lies on the curve is checked by ring when a signature is verified;
-    // a key with a bad point is kept but makes every token signed for it fail as bad_signature.
+    // NOTE: ring checks that (x, y) lies on the curve only when it verifies a signature. A key
+    // with an invalid point is kept, and every token that names it fails as bad_signature.
     let key =
         DecodingKey::from_ec_components(required_string(jwk, "x")?, required_string(jwk, "y")?)
             .map_err(|_| SkipReason::InvalidBase64("x"))?;

@@ -74,7 +74,7 @@ impl fmt::Debug for VerificationKey {
 }
 
 impl VerificationKey {
-    /// Whether both are the same key: same `kid`, family, pinned algorithm and material.
+    /// Returns whether both are the same key: same `kid`, family, pinned algorithm and material.
     pub fn same_as(&self, other: &VerificationKey) -> bool {
         self.kid == other.kid
             && self.family == other.family
@@ -82,7 +82,7 @@ impl VerificationKey {
             && self.material == other.material
     }
 
-    /// Whether this key may verify a token signed with `algorithm`.
+    /// Returns whether this key may verify a token signed with `algorithm`.
     pub fn accepts(&self, algorithm: Algorithm) -> bool {
         KeyFamily::of(algorithm) == Some(self.family)
             && self.algorithm.is_none_or(|pinned| pinned == algorithm)
@@ -123,8 +123,8 @@ impl KeySet {
         self.by_kid.get(kid).map(Vec::as_slice).unwrap_or_default()
     }
 
-    /// Returns the only key of the set, for tokens without a `kid`; `None` when the set holds
-    /// several keys, because the choice would be a guess.
+    /// Returns the only key of the set, for tokens without a `kid`. Returns `None` when the set
+    /// contains several keys, because the choice would be a guess.
     pub fn only_key(&self) -> Option<&Arc<VerificationKey>> {
         match self.keys.as_slice() {
             [key] => Some(key),
@@ -132,7 +132,7 @@ impl KeySet {
         }
     }
 
-    /// Whether both sets hold the same keys with the same `kid`s, in any order.
+    /// Returns whether both sets contain the same keys with the same `kid`s, in any order.
     pub fn same_keys(&self, other: &KeySet) -> bool {
         let summary = |set: &KeySet| {
             let mut entries: Vec<_> = set

@@ -51,7 +51,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 impl TestKey {
-    /// An RS256 key; `slot` (0 to 2) picks one of the shared RSA keys.
+    /// Creates an RS256 key from one of the shared RSA keys, chosen by `slot` (0 to 2).
     pub fn rsa(kid: &str, slot: usize) -> TestKey {
         use rsa::pkcs1::EncodeRsaPrivateKey;
         use rsa::traits::PublicKeyParts;
@@ -72,7 +72,7 @@ impl TestKey {
         }
     }
 
-    /// A fresh ES256 key.
+    /// Generates an ES256 key.
     pub fn ec(kid: &str) -> TestKey {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
         use p256::pkcs8::EncodePrivateKey;
@@ -94,7 +94,7 @@ impl TestKey {
         }
     }
 
-    /// A fresh Ed25519 key.
+    /// Generates an Ed25519 key.
     pub fn ed25519(kid: &str) -> TestKey {
         use ed25519_dalek::pkcs8::EncodePrivateKey;
 
@@ -135,7 +135,7 @@ impl TestKey {
     }
 }
 
-/// A JWKS document holding the public JWKs of `keys`.
+/// Builds a JWKS document that contains the public JWKs of `keys`.
 pub fn jwks(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|key| key.jwk.clone()).collect::<Vec<_>>() })
 }
@@ -155,7 +155,7 @@ pub fn claims_at(now: i64) -> Value {
     })
 }
 
-/// The same claims as [`claims_at`] around the current system time.
+/// Builds the claims of [`claims_at`] around the current system time.
 pub fn current_claims() -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -164,7 +164,8 @@ pub fn current_claims() -> Value {
     claims_at(i64::try_from(now).expect("time fits i64"))
 }
 
-/// A provider for [`ISSUER`] reading its keys from `jwks`, with the configuration defaults.
+/// Builds a provider for [`ISSUER`] that reads its keys from `jwks`, with the configuration
+/// defaults.
 pub fn provider(jwks: JwksSource) -> ProviderConfig {
     ProviderConfig {
         issuer: ISSUER.to_owned(),
@@ -179,13 +180,13 @@ pub fn provider(jwks: JwksSource) -> ProviderConfig {
     }
 }
 
-/// What the JWKS server sends and how it behaves.
+/// The JWKS server's document and behaviour.
 struct ServerState {
     document: Mutex<String>,
     requests: AtomicUsize,
-    /// Requests still to answer with 500 before serving the document again.
+    /// Number of requests still to fail with 500 before the document is served again.
     failures_left: AtomicUsize,
-    /// While held, every request waits for a permit before it is answered.
+    /// While set, every request waits for a permit before the server responds.
     gate: Mutex<Option<Arc<Semaphore>>>,
 }
 
@@ -247,7 +248,7 @@ impl JwksServer {
         *self.state.document.lock().expect("lock") = document;
     }
 
-    /// Answers the next `count` requests with 500.
+    /// Makes the next `count` requests fail with 500.
     pub fn fail_next(&self, count: usize) {
         self.state.failures_left.store(count, Ordering::SeqCst);
     }

@@ -427,7 +427,11 @@ fn jwk_skip_reasons() {
             SkipReason::InvalidBase64("x"),
         ),
         (
-            with(json!({"x": x.replace('-', "+").replace('_', "/")})),
+            with(json!({"x": format!("+{}", &x[1..])})),
+            SkipReason::InvalidBase64("x"),
+        ),
+        (
+            with(json!({"x": format!("/{}", &x[1..])})),
             SkipReason::InvalidBase64("x"),
         ),
         (
@@ -519,4 +523,103 @@ fn jwks_without_keys_array_fails() {
     assert!(parse_jwks(b"[]", &[Algorithm::RS256]).is_err());
     let empty = parse_jwks(b"{\"keys\": []}", &[Algorithm::RS256]).expect("valid");
     assert!(empty.keys.is_empty());
+}
+
+/// Serves `document` over HTTPS on 127.0.0.1 with a fresh self-signed certificate; returns the
+/// JWKS URI and the certificate's PEM file.
+async fn start_https_jwks(
+    document: Value,
+    dir: &std::path::Path,
+) -> (http::Uri, std::path::PathBuf) {
+    use hyper_util::rt::TokioIo;
+
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("self-signed certificate");
+    let cert_path = dir.join("jwks-cert.pem");
+    let key_path = dir.join("jwks-key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).expect("write certificate");
+    std::fs::write(&key_path, certified.key_pair.serialize_pem()).expect("write key");
+    let tls = crate::tls::server_config(&cert_path, &key_path, None).expect("server TLS");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let body = document.to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_request| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(body)),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let uri = format!("https://{addr}/.well-known/jwks.json")
+        .parse()
+        .expect("valid URI");
+    (uri, cert_path)
+}
+
+#[tokio::test]
+async fn https_fetch_trusts_ca_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (uri, cert_path) = start_https_jwks(jwks(&[&TestKey::ec("ec-1")]), dir.path()).await;
+    let mut config = provider(JwksSource::Uri(uri));
+    config.ca_file = Some(cert_path);
+    let (store, _) = store(config);
+
+    store.refresh_all().await.expect("HTTPS fetch");
+
+    assert_eq!(kids(&store), ["ec-1"]);
+}
+
+#[tokio::test]
+async fn https_fetch_rejects_untrusted_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (uri, _) = start_https_jwks(jwks(&[&TestKey::ec("ec-1")]), dir.path()).await;
+    let config = provider(JwksSource::Uri(uri));
+
+    // Without ca_file the system roots apply, which never include a fresh self-signed
+    // certificate; a machine without system roots fails earlier, at setup.
+    match KeyStore::new(&[config], Metrics::new()) {
+        Ok(store) => {
+            let err = store
+                .refresh_all()
+                .await
+                .expect_err("untrusted certificate");
+            assert!(matches!(err.problem, FetchProblem::Request(_)), "{err}");
+            assert!(!store.is_ready());
+        }
+        Err(err) => assert!(matches!(err, KeyError::NoSystemRoots { .. }), "{err}"),
+    }
+}
+
+#[test]
+fn unreadable_ca_file_fails_setup() {
+    let mut config = provider(JwksSource::Uri(
+        "https://127.0.0.1:1/jwks".parse().expect("URI"),
+    ));
+    config.ca_file = Some("/nonexistent/ca.pem".into());
+
+    let err = KeyStore::new(&[config], Metrics::new())
+        .err()
+        .expect("setup error");
+
+    assert!(matches!(err, KeyError::Tls { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }

@@ -103,8 +103,8 @@ impl TokenCache {
     }
 }
 
-/// Whether the token's `kid` still selects the key that verified it. After a change of the
-/// set (new generation) the entry stays valid only if a fresh lookup would pick the same
+/// Returns whether the token's `kid` still selects the key that verified it. After the set
+/// changes (new generation), the entry stays valid only if a fresh lookup would pick the same
 /// key: by `kid`, or as the only key of the set for a token without one.
 fn key_still_current(entry: &CacheEntry, keys: &KeyStore) -> bool {
     let Some(loaded) = keys.current(entry.provider) else {

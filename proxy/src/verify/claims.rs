@@ -71,7 +71,7 @@ pub fn check(
 
 /// Reads a NumericDate: a JSON number of seconds since the Unix epoch. A fraction is dropped,
 /// rounding toward the past, and values outside the `i64` range saturate. A string that
-/// holds digits is not a number and fails.
+/// contains digits is not a number and fails.
 fn numeric_date(claim: &'static str, value: &Value) -> Result<i64, VerifyError> {
     let Value::Number(number) = value else {
         return Err(VerifyError::InvalidClaim {

@@ -6,7 +6,7 @@ use crate::keys::KeyFamily;
 /// Longest untrusted value (an `iss`, `kid` or `alg` from the token) quoted in a description.
 const MAX_QUOTED_CHARS: usize = 64;
 
-/// A rejected token. Every variant names the value that failed; none holds the token itself.
+/// A rejected token. Every variant names the value that failed, and none contains the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// The token is not a well-formed JWS in compact serialization.
@@ -60,7 +60,8 @@ impl VerifyError {
         }
     }
 
-    /// Short label for logs and the `result` label of `portcullis_token_verifications_total`.
+    /// Returns a short label for logs and the `result` label of
+    /// `portcullis_token_verifications_total`.
     pub fn reason(&self) -> &'static str {
         match self {
             VerifyError::Malformed { .. } => "malformed",
@@ -77,9 +78,9 @@ impl VerifyError {
         }
     }
 
-    /// Text for the `error_description` of an RFC 6750 challenge. It never contains the token;
-    /// values copied from the token are cut to 64 characters and reduced to printable ASCII
-    /// without quotes or backslashes, as RFC 6750 allows in that attribute.
+    /// Returns the text for the `error_description` of an RFC 6750 challenge, which never
+    /// contains the token. Values copied from the token are cut to 64 characters and reduced
+    /// to printable ASCII without quotes or backslashes, the characters RFC 6750 allows there.
     pub fn description(&self) -> String {
         match self {
             VerifyError::Malformed { problem } => format!("the token is malformed: {problem}"),

@@ -1,8 +1,8 @@
 //! Strict JSON for token headers and payloads: a duplicate member name anywhere is an error.
 //!
 //! serde_json keeps the last of two members with the same name, while other parsers keep the
-//! first; a token with `"sub":"alice","sub":"admin"` could then mean different things to the
-//! sidecar and to the app. Rejecting duplicates removes that ambiguity.
+//! first. A token with `"sub":"alice","sub":"admin"` could then mean different things to the
+//! sidecar and to the app, so duplicates are rejected.
 
 use std::fmt;
 

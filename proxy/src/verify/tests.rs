@@ -396,7 +396,7 @@ async fn algorithm_must_be_allowed_and_fit_key() {
 
 #[tokio::test]
 async fn key_pinned_algorithm_is_enforced() {
-    // The JWK says RS256, so a PS256 signature by the same key is refused.
+    // The JWK pins RS256, so a PS256 signature by the same key is rejected.
     let rsa = TestKey::rsa("rsa-1", 0);
     let fx = fixture(&[&rsa]).await;
     let mut ps256 = rsa.clone();

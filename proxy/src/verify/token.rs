@@ -9,8 +9,8 @@ use super::error::VerifyError;
 use super::json::parse_object;
 use crate::config::parse_algorithm;
 
-/// Longest token accepted. Access tokens are a few hundred bytes to a few KiB; the bound keeps
-/// decoding and hashing cheap for hostile input.
+/// Maximum token length in bytes. Access tokens are a few hundred bytes to a few KiB, and the
+/// bound keeps decoding and hashing cheap for hostile input.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// A token split and decoded, with nothing verified yet.
@@ -27,12 +27,17 @@ pub struct UnverifiedToken<'a> {
 
 /// Splits `token` into its three segments, decodes them strictly and reads the header.
 ///
-/// Rejects: anything but three non-empty segments; base64url with padding, `+`, `/`,
-/// whitespace or non-zero trailing bits; a header or payload that is not a JSON object or
-/// repeats a member; an `alg` other than the asymmetric ones the sidecar supports (so `none`
-/// and HS256/384/512 always fail); a `kid` that is not a string; and any `crit` header, because
-/// the sidecar understands no extension that RFC 7515 would allow it to mark critical. The
-/// `jwk`, `jku`, `x5u` and `x5c` headers are ignored: keys come only from the issuer's JWKS.
+/// Rejects:
+/// - anything but three non-empty segments;
+/// - base64url with padding, `+`, `/`, whitespace or non-zero trailing bits;
+/// - a header or payload that is not a JSON object or repeats a member;
+/// - an `alg` other than the asymmetric ones the sidecar supports, so `none` and
+///   HS256/384/512 always fail;
+/// - a `kid` that is not a string;
+/// - any `crit` header, because the sidecar implements no extension that could be critical.
+///
+/// The `jwk`, `jku`, `x5u` and `x5c` headers are ignored, because keys come only from the
+/// issuer's JWKS.
 pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::malformed(format!(
