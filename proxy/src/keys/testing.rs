@@ -94,6 +94,25 @@ impl TestKey {
         }
     }
 
+    /// Generates an ES384 key. rcgen provides P-384, which the p256 crate does not.
+    pub fn ec384(kid: &str) -> TestKey {
+        let key_pair =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
+        // The raw public key is the uncompressed point: 0x04, then x and y of 48 bytes each.
+        let point = key_pair.public_key_raw();
+        TestKey {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::ES384,
+            encoding: EncodingKey::from_ec_pem(key_pair.serialize_pem().as_bytes())
+                .expect("EC PEM"),
+            jwk: json!({
+                "kty": "EC", "crv": "P-384", "kid": kid, "use": "sig", "alg": "ES384",
+                "x": b64(&point[1..49]),
+                "y": b64(&point[49..97]),
+            }),
+        }
+    }
+
     /// Generates an Ed25519 key.
     pub fn ed25519(kid: &str) -> TestKey {
         use ed25519_dalek::pkcs8::EncodePrivateKey;

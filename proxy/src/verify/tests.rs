@@ -108,6 +108,34 @@ async fn valid_tokens_of_each_family() {
 }
 
 #[tokio::test]
+async fn valid_es384_token() {
+    let key = TestKey::ec384("ec384-1");
+    let fx = fixture_with(
+        &[&key],
+        |config| config.algorithms.push(Algorithm::ES384),
+        0,
+    )
+    .await;
+
+    let verified = fx.verifier.verify(&key.sign(&claims_at(NOW))).await;
+
+    assert!(verified.is_ok(), "{verified:?}");
+}
+
+#[tokio::test]
+async fn unpinned_rsa_key_accepts_ps256() {
+    // Without `alg` in the JWK, any allowed RSA algorithm may use the key.
+    let mut key = TestKey::rsa("rsa-1", 1);
+    key.jwk.as_object_mut().expect("object").remove("alg");
+    let fx = fixture(&[&key]).await;
+    key.algorithm = Algorithm::PS256;
+
+    let verified = fx.verifier.verify(&key.sign(&claims_at(NOW))).await;
+
+    assert!(verified.is_ok(), "{verified:?}");
+}
+
+#[tokio::test]
 async fn tampered_payload_fails_signature() {
     let key = TestKey::ec("ec-1");
     let fx = fixture(&[&key]).await;
