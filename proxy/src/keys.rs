@@ -203,7 +203,9 @@ impl KeyStore {
             }
             *last_fetch = Some(Instant::now());
             tracing::info!(issuer = %provider.issuer, kid, "refetching the JWKS for an unknown kid");
-            // A failure is already logged and counted; the lookup below then fails.
+            // NOTE: a failed refetch is logged and counted by refresh, and the lookup below then
+            // reports the kid as unknown (401), although the token might verify once the issuer
+            // is reachable again.
             let _ = self.refresh(id).await;
         }
         drop(last_fetch);
