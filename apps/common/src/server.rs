@@ -178,7 +178,7 @@ where
         %method,
         path,
         status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         subject = subject.as_deref(),
         "request"
     );

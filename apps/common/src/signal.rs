@@ -1,18 +1,20 @@
 //! Logging setup and signal handling for the binaries' `main`.
 
-use std::io;
+use std::io::{self, IsTerminal};
 
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::server::RunningApp;
 
-/// Sends log lines to standard error, filtered by `RUST_LOG` (default `info`).
+/// Sends log lines to standard error, filtered by `RUST_LOG` (default `info`), with
+/// colours only when standard error is a terminal.
 pub fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .init();
 }
 
@@ -30,6 +32,9 @@ pub async fn run_until_signal(app: RunningApp) -> io::Result<()> {
     );
 
     tokio::select! {
+        // Checked first, so that a second signal arriving after the drain has finished
+        // (such as GNU `timeout` signalling the process and then its group) changes nothing.
+        biased;
         () = app.shutdown() => info!("shutdown complete"),
         name = signals.recv() => warn!(signal = name, "second signal; stopping without waiting for in-flight requests"),
     }

@@ -12,7 +12,7 @@ use apps_common::sqlite::DatabaseError;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
-use tracing::{error, info};
+use tracing::{debug, error};
 
 use crate::store::{StockStore, TakeOutcome};
 
@@ -69,7 +69,7 @@ async fn take_stock(store: &StockStore, request: Request<Incoming>) -> Response<
 
     match store.take(items).await {
         Ok(TakeOutcome::Taken) => {
-            info!(items = item_count, "took stock");
+            debug!(items = item_count, "took stock");
             no_content()
         }
         Ok(TakeOutcome::UnknownCode { index, code }) => error_response(

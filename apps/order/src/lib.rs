@@ -47,6 +47,7 @@ mod store;
 
 use std::sync::Arc;
 
+use http::uri::Authority;
 use http::HeaderValue;
 
 pub use apps_common::{AppError, RunningApp};
@@ -76,8 +77,11 @@ fn inventory_client(config: &OrderConfig) -> Result<InventoryClient, AppError> {
         value: config.inventory_host.clone(),
         reason: reason.to_owned(),
     };
-    if config.inventory_host.is_empty() {
-        return Err(invalid_host("it must not be empty"));
+    // A Host value is a URI authority: a name with an optional port, such as `inventory`.
+    if config.inventory_host.parse::<Authority>().is_err() {
+        return Err(invalid_host(
+            "it must be a host name with an optional port, such as inventory",
+        ));
     }
     let host = HeaderValue::from_str(&config.inventory_host)
         .map_err(|_| invalid_host("it must be a valid Host header value, such as inventory"))?;

@@ -13,7 +13,7 @@ use http::header::{AUTHORIZATION, LOCATION};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
-use tracing::{error, info, warn};
+use tracing::{debug, error, warn};
 use uuid::Uuid;
 
 use crate::inventory::{InventoryClient, Reservation};
@@ -138,7 +138,7 @@ async fn create_order(state: &AppState, request: Request<Incoming>) -> Response<
     // because nothing gives stock back.
     match state.store.insert(order_id, details, created_by).await {
         Ok(order) => {
-            info!(%order_id, items = order.details.items.len(), "order created");
+            debug!(%order_id, items = order.details.items.len(), "order created");
             let mut response = json_response(StatusCode::CREATED, &order);
             if let Ok(location) = HeaderValue::from_str(&format!("/orders/{order_id}")) {
                 response.headers_mut().insert(LOCATION, location);
