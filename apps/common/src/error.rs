@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::sqlite::DatabaseError;
 
-/// Why `start` failed. Once an app is running, request failures become HTTP responses and
+/// The error that stops an app from starting. Once an app is running, request failures become HTTP responses and
 /// log lines instead.
 #[derive(Debug, Error)]
 pub enum AppError {

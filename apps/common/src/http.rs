@@ -105,7 +105,7 @@ pub fn invalid_request(error: &JsonError) -> Response<ResponseBody> {
     )
 }
 
-/// Why a request body was not read.
+/// A failure to read a request body.
 #[derive(Debug, Error)]
 pub enum BodyError {
     #[error("Content-Type must be application/json, but the request has {found}")]

@@ -11,38 +11,28 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 use crate::json::{requirement, Object};
+use crate::text::NonEmptyString;
 
 /// An item code such as `"101"`: any non-empty string. Whether the inventory stocks the
 /// item is for the inventory to decide.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ItemCode(String);
+pub struct ItemCode(NonEmptyString);
 
 impl ItemCode {
     /// Returns the code, or `None` when it is empty.
     pub fn new(code: String) -> Option<Self> {
-        (!code.is_empty()).then_some(Self(code))
+        NonEmptyString::new(code).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl fmt::Display for ItemCode {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ItemCode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(deserializer)? {
-            serde_json::Value::String(code) => {
-                Self::new(code).ok_or_else(|| requirement("be a non-empty string"))
-            }
-            _ => Err(requirement("be a non-empty string")),
-        }
+        self.0.fmt(formatter)
     }
 }
 
@@ -54,8 +44,7 @@ impl ToSql for ItemCode {
 
 impl FromSql for ItemCode {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        Self::new(String::column_result(value)?)
-            .ok_or_else(|| FromSqlError::Other("empty item code".into()))
+        NonEmptyString::column_result(value).map(Self)
     }
 }
 
@@ -124,7 +113,7 @@ pub struct StockItem {
 #[serde(transparent)]
 pub struct ItemList(Vec<StockItem>);
 
-/// Why a list of items is not a valid [`ItemList`].
+/// A rule of [`ItemList`] that a list of items breaks.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ItemListError {
     #[error("must contain at least one item")]
@@ -171,7 +160,7 @@ impl ItemList {
         self.0.len()
     }
 
-    /// Always `false`, because a list holds at least one item. Present for clippy's
+    /// Always `false`, because a list contains at least one item. Present for clippy's
     /// `len_without_is_empty` convention.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -197,7 +186,7 @@ impl<'de> Deserialize<'de> for ItemList {
 }
 
 /// Collects the array elements, each from a JSON object only. A visitor, unlike
-/// `Vec::deserialize`, lets the error for a non-array value say what belongs there.
+/// `Vec::deserialize`, lets the error for a non-array value describe what belongs there.
 struct ItemListVisitor;
 
 impl<'de> Visitor<'de> for ItemListVisitor {

@@ -14,7 +14,8 @@ use serde::{Deserialize, Deserializer};
 use serde_path_to_error::{Path, Segment};
 use thiserror::Error;
 
-/// Why a request body could not become the expected type. Every variant names the value.
+/// A failure to parse a request body into the expected type. Every variant names the
+/// value.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum JsonError {
     #[error("request body is not valid JSON: {reason}")]
@@ -23,7 +24,7 @@ pub enum JsonError {
     #[error("{path} is missing")]
     MissingField { path: String },
 
-    /// A rule of a validated type was broken; `requirement` starts with "must".
+    /// A broken rule of a validated type. `requirement` starts with "must".
     #[error("{path} {requirement}")]
     Requirement { path: String, requirement: String },
 
@@ -39,7 +40,7 @@ pub fn requirement<E: serde::de::Error>(rule: impl Display) -> E {
 
 const REQUIREMENT_PREFIX: &str = "must ";
 
-/// Deserializes a struct from a JSON object only; use it as
+/// Deserializes a struct from a JSON object only. Use it as
 /// `#[serde(deserialize_with = "deserialize_object")]` on a struct-typed field.
 ///
 /// serde's derived struct impls also accept an array of the field values in declaration
@@ -53,8 +54,8 @@ where
     deserializer.deserialize_map(ObjectVisitor(PhantomData))
 }
 
-/// A `T` deserialized from a JSON object only, for a body whose root is a struct; see
-/// [`deserialize_object`].
+/// A `T` deserialized from a JSON object only, for a body whose root is a struct. See
+/// [`deserialize_object`] for the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object<T>(pub T);
 
@@ -124,7 +125,7 @@ fn describe_error(error: &serde_path_to_error::Error<serde_json::Error>, root: &
 }
 
 /// Returns serde_json's message without the " at line L column C" suffix, because the
-/// field path already says where the problem is.
+/// field path already shows where the problem is.
 fn message_without_position(error: &serde_json::Error) -> String {
     let full = error.to_string();
     let suffix = format!(" at line {} column {}", error.line(), error.column());

@@ -9,6 +9,7 @@
 //! - [`json`]: parsing a body with serde into validated types, with errors that name the
 //!   field path (`items[1].qty must be a positive integer`).
 //! - [`items`]: the `{"code", "qty"}` item list that both apps accept.
+//! - [`text`]: [`NonEmptyString`](text::NonEmptyString) for required text fields.
 //! - [`sqlite`]: one SQLite connection used from blocking tasks.
 //! - [`signal`]: tracing setup and the SIGTERM/SIGINT handling of the binaries.
 //! - [`error`]: the startup error type, [`AppError`].
@@ -23,6 +24,7 @@ pub mod signal;
 pub mod sqlite;
 #[cfg(feature = "test-client")]
 pub mod test_client;
+pub mod text;
 
 pub use error::AppError;
 pub use server::RunningApp;

@@ -21,8 +21,9 @@ use crate::error::AppError;
 use crate::http::ResponseBody;
 
 /// How long shutdown waits for in-flight requests before it closes their connections.
-/// Kubernetes sends SIGKILL 30 s after SIGTERM by default (`terminationGracePeriodSeconds`),
-/// so the wait ends earlier and the app can still log what it cut.
+/// Kubernetes sends SIGKILL 30 s after SIGTERM unless the pod sets
+/// `terminationGracePeriodSeconds`, so the wait ends earlier and the app can still log what
+/// it cut.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Pause after a failed `accept`, for example when the process is out of file descriptors,
@@ -44,7 +45,7 @@ pub struct RunningApp {
 }
 
 impl RunningApp {
-    /// The address the server listens on, with the real port when port 0 was requested.
+    /// Returns the address the server listens on, with the real port when port 0 was requested.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -149,8 +150,8 @@ where
         async move { Ok::<_, Infallible>(handle_logged(request, handler).await) }
     });
 
-    // With a timer set, hyper closes a connection whose request headers do not arrive
-    // within its default header read timeout of 30 s.
+    // With a timer set, hyper (1.x) closes a connection whose request headers do not
+    // arrive within its default header read timeout of 30 s.
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(stream), service);

@@ -1,10 +1,12 @@
 //! Logging setup and signal handling for the binaries' `main`.
 
 use std::io::{self, IsTerminal};
+use std::process::ExitCode;
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
+use crate::error::AppError;
 use crate::server::RunningApp;
 
 /// Sends log lines to standard error, filtered by `RUST_LOG` (default `info`), with
@@ -18,10 +20,30 @@ pub fn init_tracing() {
         .init();
 }
 
+/// Runs the rest of a binary's `main` once `start` has returned: logs a startup failure,
+/// or serves until SIGTERM or SIGINT. Returns the process exit code.
+pub async fn serve_until_signal(name: &str, started: Result<RunningApp, AppError>) -> ExitCode {
+    let app = match started {
+        Ok(app) => app,
+        Err(error) => {
+            error!(app = name, %error, "failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    match run_until_signal(app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!(app = name, %error, "failed to install the signal handlers");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Serves until SIGTERM or SIGINT, then shuts `app` down gracefully.
 ///
 /// A second signal during the shutdown returns at once, without waiting for in-flight
-/// requests; returning from `main` then drops their connections.
+/// requests. Returning from `main` then drops their connections.
 pub async fn run_until_signal(app: RunningApp) -> io::Result<()> {
     let mut signals = ShutdownSignals::new()?;
 
@@ -76,8 +98,8 @@ impl ShutdownSignals {
         }
         #[cfg(not(unix))]
         {
-            // Without Unix signals only Ctrl-C can be caught. If even that fails there is
-            // no way to be told to stop, so wait forever.
+            // Without Unix signals only Ctrl-C can be caught. If even that fails, no stop
+            // request can arrive, so wait forever.
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;
             }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use inventory_app::InventoryConfig;
-use tracing::error;
 
 /// Demo inventory service. It has no security code and trusts the Portcullis sidecar in
 /// front of it.
@@ -18,7 +17,7 @@ struct Args {
     #[arg(long, value_name = "ADDR", env = "INVENTORY_APP_LISTEN", default_value_t = InventoryConfig::default().listen)]
     listen: SocketAddr,
 
-    /// SQLite database file; created and seeded with stock when missing.
+    /// SQLite database file, created and seeded with stock when missing.
     #[arg(long = "db", value_name = "PATH", env = "INVENTORY_APP_DB", default_value_os_t = InventoryConfig::default().db_path)]
     db_path: PathBuf,
 }
@@ -32,19 +31,6 @@ async fn main() -> ExitCode {
         listen: args.listen,
         db_path: args.db_path,
     };
-    let app = match inventory_app::start(config).await {
-        Ok(app) => app,
-        Err(error) => {
-            error!(error = %error, "inventory-app failed to start");
-            return ExitCode::FAILURE;
-        }
-    };
-
-    match apps_common::signal::run_until_signal(app).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            error!(error = %error, "failed to install the signal handlers");
-            ExitCode::FAILURE
-        }
-    }
+    let started = inventory_app::start(config).await;
+    apps_common::signal::serve_until_signal("inventory-app", started).await
 }

@@ -8,7 +8,7 @@ use apps_common::sqlite::{Database, DatabaseError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::info;
 
-/// The stock written on first start; the crate documentation explains the levels.
+/// The stock written on first start. The crate documentation explains the levels.
 const SEED_STOCK: [(&str, i64); 5] = [
     ("101", 9_999),
     ("102", 9_999),
@@ -17,7 +17,7 @@ const SEED_STOCK: [(&str, i64); 5] = [
     ("105", 2),
 ];
 
-/// What happened to a request to take stock.
+/// The result of a request to take stock.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TakeOutcome {
     /// Every item was available and all were taken.
@@ -74,7 +74,7 @@ impl StockStore {
     }
 }
 
-/// Creates the table and seeds it when it is empty; returns whether it seeded.
+/// Creates the table, seeds it when it is empty, and returns whether it seeded.
 fn create_and_seed(connection: &mut Connection) -> rusqlite::Result<bool> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     transaction.execute(

@@ -211,7 +211,7 @@ async fn put_large_chunked_body_is_413() {
     stream.write_all(head.as_bytes()).await.unwrap();
 
     // Without Content-Length, the limit applies while the body streams in. The server may
-    // answer and close before every chunk is written, so write errors are expected.
+    // respond and close before every chunk is written, so write errors are expected.
     let chunk = format!("{:x}\r\n{}\r\n", 8 * 1024, " ".repeat(8 * 1024));
     for _ in 0..10 {
         if stream.write_all(chunk.as_bytes()).await.is_err() {

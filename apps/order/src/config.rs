@@ -19,7 +19,7 @@ pub struct OrderConfig {
     /// Default `127.0.0.1:15001`, the sidecar's default outbound address.
     pub outbound: SocketAddr,
 
-    /// The `Host` header of the call to the inventory; the sidecar maps this name to the
+    /// The `Host` header of the call to the inventory. The sidecar maps this name to the
     /// inventory's address. Default `inventory`.
     pub inventory_host: String,
 

@@ -23,16 +23,16 @@ use thiserror::Error;
 /// How long an idle pooled connection to the outbound listener is kept for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the inventory did with the request.
+/// The inventory's decision on a request to take stock.
 #[derive(Debug)]
 pub enum Reservation {
     /// Inventory returned a 2xx status: the stock is taken.
     Taken,
-    /// Inventory returned 409 because an item is short; the value is its JSON error body.
+    /// Inventory returned 409 because an item is short. The value is its JSON error body.
     Insufficient(serde_json::Map<String, serde_json::Value>),
 }
 
-/// Why the stock could not be taken. Each message names the address or status involved.
+/// A failed call to the inventory. Each message names the address or status involved.
 #[derive(Debug, Error)]
 pub enum InventoryError {
     #[error("inventory unreachable at {outbound}: {reason}")]

@@ -22,7 +22,7 @@
 //!   - 409 with the inventory's body when an item is short.
 //!   - 502 when the inventory is unreachable, times out, or returns any status other than
 //!     2xx and 409 (`inventory returned 401`). An unknown item code is in this group,
-//!     because only the inventory knows its codes; the detail carries its reason.
+//!     because only the inventory has the list of codes. The detail carries its reason.
 //!
 //!   Nothing is stored unless the inventory took the stock.
 //! - `GET /orders/{id}` returns the stored order, or 404.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use order_app::OrderConfig;
-use tracing::error;
 
 /// Demo order service. It has no security code and trusts the Portcullis sidecar in front
 /// of it.
@@ -19,7 +18,7 @@ struct Args {
     #[arg(long, value_name = "ADDR", env = "ORDER_APP_LISTEN", default_value_t = OrderConfig::default().listen)]
     listen: SocketAddr,
 
-    /// SQLite database file; created when missing.
+    /// SQLite database file, created when missing.
     #[arg(long = "db", value_name = "PATH", env = "ORDER_APP_DB", default_value_os_t = OrderConfig::default().db_path)]
     db_path: PathBuf,
 
@@ -27,7 +26,7 @@ struct Args {
     #[arg(long, value_name = "ADDR", env = "ORDER_APP_OUTBOUND", default_value_t = OrderConfig::default().outbound)]
     outbound: SocketAddr,
 
-    /// Host header of the call to the inventory; the sidecar routes by this name.
+    /// Host header of the call to the inventory. The sidecar routes by this name.
     #[arg(long, value_name = "NAME", env = "ORDER_APP_INVENTORY_HOST", default_value_t = OrderConfig::default().inventory_host)]
     inventory_host: String,
 
@@ -59,19 +58,6 @@ async fn main() -> ExitCode {
         inventory_host: args.inventory_host,
         inventory_timeout: args.inventory_timeout,
     };
-    let app = match order_app::start(config).await {
-        Ok(app) => app,
-        Err(error) => {
-            error!(error = %error, "order-app failed to start");
-            return ExitCode::FAILURE;
-        }
-    };
-
-    match apps_common::signal::run_until_signal(app).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            error!(error = %error, "failed to install the signal handlers");
-            ExitCode::FAILURE
-        }
-    }
+    let started = order_app::start(config).await;
+    apps_common::signal::serve_until_signal("order-app", started).await
 }

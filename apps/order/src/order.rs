@@ -13,45 +13,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-/// A string with at least one character.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct NonEmptyString(String);
-
-impl NonEmptyString {
-    /// Returns the string, or `None` when it is empty.
-    pub fn new(text: String) -> Option<Self> {
-        (!text.is_empty()).then_some(Self(text))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de> Deserialize<'de> for NonEmptyString {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(deserializer)? {
-            serde_json::Value::String(text) => {
-                Self::new(text).ok_or_else(|| requirement("be a non-empty string"))
-            }
-            _ => Err(requirement("be a non-empty string")),
-        }
-    }
-}
-
-impl ToSql for NonEmptyString {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        self.0.to_sql()
-    }
-}
-
-impl FromSql for NonEmptyString {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        Self::new(String::column_result(value)?)
-            .ok_or_else(|| FromSqlError::Other("empty string in a NOT NULL text column".into()))
-    }
-}
+pub use apps_common::text::NonEmptyString;
 
 /// A card's expiration as `MM/YY`, for example `01/22`.
 ///
@@ -177,7 +139,7 @@ pub struct Order {
     pub details: OrderDetails,
     pub status: OrderStatus,
     /// The subject of the caller's token, from the sidecar's `X-Portcullis-Subject`
-    /// header; `None` when the request had no such header.
+    /// header, or `None` when the request had no such header.
     pub created_by: Option<String>,
     /// When the order was stored, in RFC 3339 UTC with milliseconds.
     pub created_at: String,

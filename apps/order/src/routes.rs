@@ -23,7 +23,7 @@ use crate::store::OrderStore;
 /// The header in which the sidecar passes the subject (`sub`) of the verified token.
 const SUBJECT_HEADER: &str = "x-portcullis-subject";
 
-/// What the handlers share.
+/// The state shared by the handlers.
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) store: OrderStore,

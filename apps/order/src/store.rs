@@ -93,8 +93,8 @@ impl OrderStore {
     }
 }
 
-/// Inserts the order and its items in one transaction; returns the `created_at` that
-/// SQLite assigned.
+/// Inserts the order and its items in one transaction and returns the `created_at`
+/// that SQLite assigned.
 fn insert_order(
     connection: &mut Connection,
     order_id: Uuid,

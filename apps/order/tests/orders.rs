@@ -1,4 +1,4 @@
-//! The order API against a real inventory app; `outbound` points straight at the
+//! The order API against a real inventory app. `outbound` points straight at the
 //! inventory, which ignores the `Host` header.
 
 mod support;

@@ -142,7 +142,7 @@ pub enum FakeBehavior {
     Hang,
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 that stands in for the inventory.
+/// A tiny HTTP/1.1 server on 127.0.0.1 that fakes the inventory.
 pub struct FakeInventory {
     pub addr: SocketAddr,
     recorded: Arc<Mutex<Vec<RecordedRequest>>>,
