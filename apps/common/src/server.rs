@@ -36,7 +36,8 @@ const SUBJECT_HEADER: &str = "x-portcullis-subject";
 
 /// A server started by [`serve`].
 ///
-/// Dropping it also stops the server, but without waiting for in-flight requests.
+/// Dropping it also stops the server, but nothing awaits the drain: in-flight requests
+/// finish in the background for as long as the runtime runs.
 #[derive(Debug)]
 pub struct RunningApp {
     local_addr: SocketAddr,
