@@ -5,6 +5,7 @@
 //! a check off silently). [`Config::from_toml`] turns it into [`Config`], whose fields are
 //! parsed addresses, URIs, algorithms and durations. Every error names the field and the fix.
 
+mod auth;
 mod raw;
 
 use std::collections::HashSet;
@@ -15,6 +16,9 @@ use std::time::Duration;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
 
+pub use auth::{
+    normalize_typ, ClaimCondition, ClaimRequirement, TokenSources, STANDARD_QUERY_PARAMETER,
+};
 pub use raw::RawConfig;
 
 /// Prefix of every identity header the sidecar sets for the app. Client-sent headers with this
@@ -51,6 +55,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteRule>,
     pub claim_headers: Vec<ClaimHeader>,
+    /// Where requests may carry their token besides the `Authorization` header.
+    pub token_sources: TokenSources,
     pub outbound: Option<OutboundConfig>,
     pub admin: AdminConfig,
     pub cache: CacheConfig,
@@ -87,8 +93,12 @@ pub struct ServerTlsConfig {
 pub enum JwksSource {
     /// Fetched over HTTP(S) at startup and on refresh.
     Uri(Uri),
-    /// Read from a local file (for air-gapped setups and tests).
+    /// Read from a local file (for air-gapped setups and tests), and read again when the
+    /// file changes.
     File(PathBuf),
+    /// Found through OpenID Connect discovery: the `jwks_uri` of the issuer's
+    /// `/.well-known/openid-configuration` document at this URI.
+    Discovery(Uri),
 }
 
 /// One token issuer the sidecar trusts.
@@ -112,6 +122,14 @@ pub struct ProviderConfig {
     pub unknown_kid_cooldown: Duration,
     /// Time limit for one JWKS fetch.
     pub fetch_timeout: Duration,
+    /// How long the last good key set stays in use while every refresh fails. Past it the
+    /// provider has no keys, its tokens get 503 and `/readyz` reports not ready.
+    pub max_key_staleness: Duration,
+    /// Longest accepted token lifetime (`exp - iat`); `None` accepts any lifetime.
+    pub max_token_lifetime: Option<Duration>,
+    /// The `typ` header tokens must carry, lower case and without an `application/`
+    /// prefix, such as `at+jwt`; `None` accepts any `typ` or none.
+    pub required_typ: Option<String>,
 }
 
 /// How a route matches a request path.
@@ -141,6 +159,8 @@ pub struct RouteRule {
     pub auth: AuthRequirement,
     /// Every one of these must be in the token's `scope`.
     pub scopes: Vec<String>,
+    /// Every one of these must hold for the token's claims.
+    pub claims: Vec<ClaimRequirement>,
 }
 
 /// A claim copied into a request header for the app.

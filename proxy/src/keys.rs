@@ -3,8 +3,11 @@
 //!
 //! A set is replaced only by a fetch that yields at least one usable key, so a failing or
 //! empty refresh keeps the previous keys, while a successful one drops removed keys at once.
+//! The previous keys are kept for at most `max_key_staleness` after the last successful
+//! fetch; past that the provider has no keys until a fetch succeeds again (fail closed).
 
 mod backoff;
+mod discovery;
 mod fetch;
 mod jwk;
 mod set;
@@ -14,7 +17,7 @@ pub(crate) mod testing;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -25,8 +28,15 @@ use crate::config::ProviderConfig;
 use crate::metrics::Metrics;
 use crate::tls::TlsError;
 use backoff::Backoff;
-use fetch::Fetcher;
+use fetch::{Fetcher, FileStamp};
 
+/// How often a JWKS file is checked for changes. One metadata read per second costs
+/// nothing, and a rotated key file takes effect within about a second.
+const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest `kid` quoted in a log line; a token's `kid` is untrusted and may be huge.
+const MAX_LOGGED_KID_CHARS: usize = 64;
+
+pub use discovery::parse_discovery;
 pub use fetch::{FetchError, FetchProblem, MAX_JWKS_BYTES};
 pub use jwk::{parse_jwks, ParsedJwks, SkipReason, SkippedKey};
 pub use set::{KeyFamily, KeySet, VerificationKey};
@@ -60,7 +70,8 @@ pub struct LoadedKeys {
 /// The reason no key was found for a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyLookupError {
-    /// The provider has no key set yet: the first fetch has not succeeded.
+    /// The provider has no usable key set: the first fetch has not succeeded, or every
+    /// refresh has failed for longer than `max_key_staleness`.
     NotLoaded,
     /// No key has this `kid`, even after a refetch (or a refetch was not allowed yet).
     UnknownKid(String),
@@ -88,9 +99,13 @@ struct ProviderKeys {
     algorithms: Vec<Algorithm>,
     refresh_interval: Duration,
     unknown_kid_cooldown: Duration,
+    max_key_staleness: Duration,
     fetcher: Fetcher,
     /// `None` until the first fetch with a usable key succeeds.
-    current: RwLock<Option<Arc<LoadedKeys>>>,
+    current: RwLock<Option<CurrentKeys>>,
+    /// Set once the staleness of the current keys has been logged, so a long outage logs
+    /// one error instead of one per retry.
+    stale_reported: AtomicBool,
     /// Counts finished fetches, successful or not, so a request that waited for a refetch
     /// can tell that one happened while it waited.
     finished_fetches: AtomicU64,
@@ -99,12 +114,29 @@ struct ProviderKeys {
     last_unknown_kid_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
+/// The last good key set and when a fetch last confirmed it.
+struct CurrentKeys {
+    loaded: Arc<LoadedKeys>,
+    confirmed_at: Instant,
+}
+
 impl ProviderKeys {
+    /// Returns the key set, unless no fetch has confirmed it for `max_key_staleness`.
     fn current(&self) -> Option<Arc<LoadedKeys>> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let current = current.as_ref()?;
+        if current.confirmed_at.elapsed() > self.max_key_staleness {
+            return None;
+        }
+        Some(Arc::clone(&current.loaded))
+    }
+
+    /// Returns whether a set was loaded once but has gone stale.
+    fn is_stale(&self) -> bool {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current
+            .as_ref()
+            .is_some_and(|current| current.confirmed_at.elapsed() > self.max_key_staleness)
     }
 }
 
@@ -120,8 +152,10 @@ impl KeyStore {
                 algorithms: provider.algorithms.clone(),
                 refresh_interval: provider.refresh_interval,
                 unknown_kid_cooldown: provider.unknown_kid_cooldown,
+                max_key_staleness: provider.max_key_staleness,
                 fetcher: Fetcher::new(provider)?,
                 current: RwLock::new(None),
+                stale_reported: AtomicBool::new(false),
                 finished_fetches: AtomicU64::new(0),
                 last_unknown_kid_fetch: tokio::sync::Mutex::new(None),
             });
@@ -140,7 +174,8 @@ impl KeyStore {
     }
 
     /// Starts the background task: first fetch with backoff until it succeeds, then refresh
-    /// every `refresh_interval`. Runs until the handle is aborted.
+    /// every `refresh_interval`, and at once when a JWKS file changes. Runs until the handle
+    /// is aborted.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let store = Arc::clone(self);
         tokio::spawn(async move {
@@ -149,7 +184,7 @@ impl KeyStore {
         })
     }
 
-    /// True once every provider has at least one usable key.
+    /// True while every provider has a usable key set that is not stale.
     pub fn is_ready(&self) -> bool {
         self.providers
             .iter()
@@ -202,11 +237,15 @@ impl KeyStore {
                 return Err(KeyLookupError::UnknownKid(kid.to_owned()));
             }
             *last_fetch = Some(Instant::now());
-            tracing::info!(issuer = %provider.issuer, kid, "refetching the JWKS for an unknown kid");
+            tracing::info!(
+                issuer = %provider.issuer,
+                kid = %loggable_kid(kid),
+                "refetching the JWKS for an unknown kid"
+            );
             // NOTE: a failed refetch is logged and counted by refresh, and the lookup below then
             // reports the kid as unknown (401), although the token might verify once the issuer
             // is reachable again.
-            let _ = self.refresh(id).await;
+            let _ = self.refresh(id, false).await;
         }
         drop(last_fetch);
 
@@ -220,20 +259,22 @@ impl KeyStore {
     /// and tools that need keys without the background task.
     pub async fn refresh_all(&self) -> Result<(), FetchError> {
         for index in 0..self.providers.len() {
-            self.refresh(ProviderId(index)).await?;
+            self.refresh(ProviderId(index), true).await?;
         }
         Ok(())
     }
 
-    /// Fetches and installs one provider's set. Logs and counts the result.
-    async fn refresh(&self, id: ProviderId) -> Result<(), FetchError> {
+    /// Fetches and installs one provider's set. Logs and counts the result. `rediscover`
+    /// reads the discovery document again for a provider that uses discovery.
+    async fn refresh(&self, id: ProviderId, rediscover: bool) -> Result<(), FetchError> {
         let provider = &self.providers[id.0];
         let issuer = provider.issuer.as_str();
-        let location = provider.fetcher.location();
-        let result = match self.fetch_set(provider).await {
+        let result = match self.fetch_set(provider, rediscover).await {
             Ok(set) => {
+                let location = provider.fetcher.location();
                 let count = set.len();
                 let changed = self.install(provider, set);
+                provider.stale_reported.store(false, Ordering::Relaxed);
                 self.metrics
                     .keys_loaded
                     .with_label_values(&[issuer])
@@ -254,7 +295,19 @@ impl KeyStore {
                     .jwks_fetches
                     .with_label_values(&[issuer, "error"])
                     .inc();
-                tracing::warn!(issuer, jwks = %location, error = %err, "JWKS fetch failed, keeping the previous keys");
+                if !provider.is_stale() {
+                    tracing::warn!(issuer, error = %err, "JWKS fetch failed, keeping the previous keys");
+                } else if !provider.stale_reported.swap(true, Ordering::Relaxed) {
+                    self.metrics.keys_loaded.with_label_values(&[issuer]).set(0);
+                    tracing::error!(
+                        issuer,
+                        error = %err,
+                        max_key_staleness = ?provider.max_key_staleness,
+                        "no JWKS fetch succeeded within max_key_staleness; rejecting this issuer's tokens until one does"
+                    );
+                } else {
+                    tracing::warn!(issuer, error = %err, "JWKS fetch failed; the keys stay unusable");
+                }
                 Err(err)
             }
         };
@@ -262,8 +315,12 @@ impl KeyStore {
         result
     }
 
-    async fn fetch_set(&self, provider: &ProviderKeys) -> Result<KeySet, FetchError> {
-        let document = provider.fetcher.fetch().await?;
+    async fn fetch_set(
+        &self,
+        provider: &ProviderKeys,
+        rediscover: bool,
+    ) -> Result<KeySet, FetchError> {
+        let document = provider.fetcher.fetch(rediscover).await?;
         let parsed = parse_jwks(&document, &provider.algorithms).map_err(|message| {
             provider
                 .fetcher
@@ -285,39 +342,80 @@ impl KeyStore {
         Ok(KeySet::new(parsed.keys))
     }
 
-    /// Replaces the provider's set and returns whether the keys changed. An unchanged set
-    /// keeps its generation, so cached verifications stay valid across routine refreshes.
+    /// Replaces the provider's set, marks it confirmed now, and returns whether the keys
+    /// changed. An unchanged set keeps its generation, so cached verifications stay valid
+    /// across routine refreshes.
     fn install(&self, provider: &ProviderKeys, set: KeySet) -> bool {
         let mut current = provider
             .current
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(loaded) = current.as_ref() {
-            if loaded.set.same_keys(&set) {
+        let confirmed_at = Instant::now();
+        if let Some(current) = current.as_mut() {
+            if current.loaded.set.same_keys(&set) {
+                current.confirmed_at = confirmed_at;
                 return false;
             }
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        *current = Some(Arc::new(LoadedKeys { set, generation }));
+        *current = Some(CurrentKeys {
+            loaded: Arc::new(LoadedKeys { set, generation }),
+            confirmed_at,
+        });
         true
     }
 
     /// Fetches until the first success, then every `refresh_interval`. A failure keeps the
-    /// last good set and retries with backoff.
+    /// last good set (up to `max_key_staleness`) and retries with backoff. A JWKS file is
+    /// also read again as soon as it changes.
     async fn keep_fresh(&self, id: ProviderId) {
         let provider = &self.providers[id.0];
         let mut backoff = Backoff::new();
         loop {
-            let delay = match self.refresh(id).await {
+            let stamp = provider.fetcher.file_stamp();
+            let delay = match self.refresh(id, true).await {
                 Ok(()) => {
                     backoff.reset();
                     provider.refresh_interval
                 }
                 Err(_) => backoff.next_delay(),
             };
-            tokio::time::sleep(delay).await;
+            wait_for_next_fetch(provider, delay, stamp).await;
         }
     }
+}
+
+/// Sleeps for `delay`, or less when the provider's JWKS file no longer matches `stamp`.
+async fn wait_for_next_fetch(provider: &ProviderKeys, delay: Duration, stamp: Option<FileStamp>) {
+    if stamp.is_none() {
+        tokio::time::sleep(delay).await;
+        return;
+    }
+    let deadline = Instant::now() + delay;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        tokio::time::sleep(FILE_POLL_INTERVAL.min(deadline - now)).await;
+        if provider.fetcher.file_stamp() != stamp {
+            return;
+        }
+    }
+}
+
+/// Cuts an untrusted `kid` to [`MAX_LOGGED_KID_CHARS`] printable ASCII characters, so a
+/// hostile value cannot flood or forge log lines.
+fn loggable_kid(kid: &str) -> String {
+    let mut text: String = kid
+        .chars()
+        .take(MAX_LOGGED_KID_CHARS)
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect();
+    if kid.chars().count() > MAX_LOGGED_KID_CHARS {
+        text.push_str("...");
+    }
+    text
 }
 
 fn lookup_kid(loaded: &LoadedKeys, kid: &str) -> Option<KeyMatch> {

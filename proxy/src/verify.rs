@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{CacheConfig, ProviderConfig};
+use crate::config::{normalize_typ, CacheConfig, ProviderConfig};
 use crate::keys::{KeyLookupError, KeyStore, ProviderId, VerificationKey};
 use crate::metrics::Metrics;
 use cache::{hash_token, CacheEntry, TokenCache};
@@ -159,6 +159,9 @@ impl Verifier {
                 algorithm: format!("{algorithm:?}"),
             });
         }
+        if let Some(expected) = &provider.required_typ {
+            check_type(unverified.typ.as_deref(), expected)?;
+        }
 
         let found = self
             .keys
@@ -215,6 +218,18 @@ impl Verifier {
             usable_until: expires_at.saturating_add(leeway),
         })
     }
+}
+
+/// Checks the header `typ` against the provider's `expected` value, which is normalized as
+/// [`normalize_typ`] does: case-insensitive, with an optional `application/` prefix.
+fn check_type(typ: Option<&str>, expected: &str) -> Result<(), VerifyError> {
+    if typ.and_then(normalize_typ).as_deref() == Some(expected) {
+        return Ok(());
+    }
+    Err(VerifyError::WrongType {
+        found: typ.map(str::to_owned),
+        expected: expected.to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@ use std::time::Duration;
 use http::{HeaderName, Method, Uri};
 use serde::Deserialize;
 
+use super::auth::{
+    normalize_typ, validate_claim_requirements, validate_token_sources, RawClaimRequirement,
+    RawTokenSources,
+};
 use super::{
     check_unique, parse_algorithm, AdminConfig, AuthRequirement, CacheConfig, ClaimHeader,
     ClientTlsConfig, Config, ConfigError, InboundConfig, JwksSource, OutboundConfig,
@@ -25,6 +29,9 @@ const DEFAULT_REFRESH_SECS: u64 = 300;
 /// Bounds the fetches a flood of random `kid` values can cause to two a minute.
 const DEFAULT_UNKNOWN_KID_COOLDOWN_SECS: u64 = 30;
 const DEFAULT_FETCH_TIMEOUT_SECS: u64 = 5;
+/// A day outlasts any routine outage of an issuer's JWKS endpoint, so tokens keep working
+/// through one; past it, keys the issuer may have withdrawn stop being trusted.
+const DEFAULT_MAX_KEY_STALENESS_SECS: u64 = 86_400;
 /// Apps behind the sidecar are expected to answer in well under this.
 const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 30;
 /// Ends the drain before Kubernetes' default 30-second termination grace period sends SIGKILL.
@@ -44,6 +51,8 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub claim_headers: Vec<RawClaimHeader>,
+    #[serde(default)]
+    pub token_sources: RawTokenSources,
     pub outbound: Option<RawOutbound>,
     #[serde(default)]
     pub admin: RawAdmin,
@@ -84,6 +93,9 @@ pub struct RawProvider {
     pub refresh_interval_secs: Option<u64>,
     pub unknown_kid_cooldown_secs: Option<u64>,
     pub fetch_timeout_secs: Option<u64>,
+    pub max_key_staleness_secs: Option<u64>,
+    pub max_token_lifetime_secs: Option<u64>,
+    pub require_typ: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +108,8 @@ pub struct RawRoute {
     pub auth: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    #[serde(default)]
+    pub claims: Vec<RawClaimRequirement>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +257,8 @@ impl RawConfig {
             claim_headers.iter().map(|c| c.header.as_str()),
         )?;
 
+        let token_sources = validate_token_sources(self.token_sources)?;
+
         let outbound = self
             .outbound
             .map(|raw| validate_outbound(raw, &resolve))
@@ -260,6 +276,7 @@ impl RawConfig {
             providers,
             routes,
             claim_headers,
+            token_sources,
             outbound,
             admin,
             cache: CacheConfig {
@@ -302,12 +319,12 @@ fn validate_provider(
                 "set either jwks_uri or jwks_file, not both",
             ))
         }
-        (None, None) => {
-            return Err(ConfigError::invalid(
+        (None, None) => JwksSource::Discovery(discovery_uri(&raw.issuer).ok_or_else(|| {
+            ConfigError::invalid(
                 field("jwks_uri"),
-                "missing: set jwks_uri (such as https://localhost:8443/.well-known/jwks.json) or jwks_file",
-            ))
-        }
+                format!("missing: set jwks_uri (such as https://localhost:8443/.well-known/jwks.json) or jwks_file, or use an http:// or https:// issuer so its keys can be found by OpenID Connect discovery (`{}` is not one)", raw.issuer),
+            )
+        })?),
     };
 
     let names = raw
@@ -345,6 +362,50 @@ fn validate_provider(
         ));
     }
 
+    let fetch_timeout = secs(
+        &field("fetch_timeout_secs"),
+        raw.fetch_timeout_secs,
+        DEFAULT_FETCH_TIMEOUT_SECS,
+    )?;
+    let max_key_staleness = secs(
+        &field("max_key_staleness_secs"),
+        raw.max_key_staleness_secs,
+        DEFAULT_MAX_KEY_STALENESS_SECS,
+    )?;
+    if max_key_staleness <= refresh_interval + fetch_timeout {
+        return Err(ConfigError::invalid(
+            field("max_key_staleness_secs"),
+            format!(
+                "{} seconds would let the keys go stale before a routine refresh finishes; use more than refresh_interval_secs + fetch_timeout_secs ({} seconds)",
+                max_key_staleness.as_secs(),
+                (refresh_interval + fetch_timeout).as_secs()
+            ),
+        ));
+    }
+    // No default: lifetimes are the issuer's policy, and RFC 9068 sets no upper bound.
+    let max_token_lifetime = raw
+        .max_token_lifetime_secs
+        .map(|value| secs(&field("max_token_lifetime_secs"), Some(value), 0))
+        .transpose()?;
+    if max_token_lifetime.is_some_and(|lifetime| lifetime.is_zero()) {
+        return Err(ConfigError::invalid(
+            field("max_token_lifetime_secs"),
+            "must be at least 1; remove the field to accept any lifetime",
+        ));
+    }
+    let required_typ = raw
+        .require_typ
+        .map(|typ| normalize_typ(&typ).ok_or(typ))
+        .transpose()
+        .map_err(|typ| {
+            ConfigError::invalid(
+                field("require_typ"),
+                format!(
+                    "`{typ}` is not a media type name; use \"at+jwt\" for RFC 9068 access tokens"
+                ),
+            )
+        })?;
+
     Ok(ProviderConfig {
         issuer: raw.issuer,
         audiences: raw.audiences,
@@ -358,12 +419,29 @@ fn validate_provider(
             raw.unknown_kid_cooldown_secs,
             DEFAULT_UNKNOWN_KID_COOLDOWN_SECS,
         )?,
-        fetch_timeout: secs(
-            &field("fetch_timeout_secs"),
-            raw.fetch_timeout_secs,
-            DEFAULT_FETCH_TIMEOUT_SECS,
-        )?,
+        fetch_timeout,
+        max_key_staleness,
+        max_token_lifetime,
+        required_typ,
     })
+}
+
+/// Returns the OpenID Connect discovery URI of an http(s) issuer: the issuer without a
+/// trailing `/`, followed by `/.well-known/openid-configuration` (OpenID Connect Discovery
+/// 1.0, section 4).
+fn discovery_uri(issuer: &str) -> Option<Uri> {
+    let base: Uri = issuer.parse().ok()?;
+    if !matches!(base.scheme_str(), Some("http" | "https")) || base.host().is_none() {
+        return None;
+    }
+    if base.query().is_some() {
+        return None;
+    }
+    let uri = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    uri.parse().ok()
 }
 
 fn validate_route(index: usize, raw: RawRoute) -> Result<RouteRule, ConfigError> {
@@ -421,11 +499,20 @@ fn validate_route(index: usize, raw: RawRoute) -> Result<RouteRule, ConfigError>
         ));
     }
 
+    if auth == AuthRequirement::None && !raw.claims.is_empty() {
+        return Err(ConfigError::invalid(
+            field("claims"),
+            "a route with auth = \"none\" cannot require claims; remove one of them",
+        ));
+    }
+    let claims = validate_claim_requirements(index, raw.claims)?;
+
     Ok(RouteRule {
         path,
         methods,
         auth,
         scopes: raw.scopes,
+        claims,
     })
 }
 

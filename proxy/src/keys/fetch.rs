@@ -1,9 +1,10 @@
-//! Reading one provider's JWKS document, over HTTP(S) or from a file, bounded in size and time.
+//! Reading one provider's JWKS document, over HTTP(S), through OpenID Connect discovery, or
+//! from a file, bounded in size and time.
 
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode, Uri};
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::AsyncReadExt;
 
+use super::discovery::parse_discovery;
 use super::KeyError;
 use crate::config::{JwksSource, ProviderConfig};
 
@@ -40,7 +42,11 @@ pub enum FetchProblem {
     Body(String),
     File(std::io::Error),
     InvalidDocument(String),
-    NoUsableKeys { skipped: usize },
+    /// The discovery document could not be read or does not name a usable `jwks_uri`.
+    Discovery(String),
+    NoUsableKeys {
+        skipped: usize,
+    },
 }
 
 impl fmt::Display for FetchProblem {
@@ -55,6 +61,7 @@ impl fmt::Display for FetchProblem {
             FetchProblem::Body(message) => write!(f, "reading the body failed: {message}"),
             FetchProblem::File(err) => write!(f, "{err}"),
             FetchProblem::InvalidDocument(message) => write!(f, "{message}"),
+            FetchProblem::Discovery(message) => write!(f, "discovery failed: {message}"),
             FetchProblem::NoUsableKeys { skipped } => write!(
                 f,
                 "the set has no usable key ({skipped} skipped); publish an RSA, EC P-256/P-384 or Ed25519 signing key"
@@ -68,7 +75,8 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 /// Reads the JWKS document of one provider.
 pub enum Fetcher {
     Http {
-        uri: Uri,
+        /// Boxed because it is large next to the `File` variant.
+        target: Box<HttpTarget>,
         /// Boxed because the client is large next to the `File` variant.
         client: Box<HttpClient>,
         timeout: Duration,
@@ -78,13 +86,43 @@ pub enum Fetcher {
     },
 }
 
+/// Where an HTTP fetcher finds the JWKS.
+pub enum HttpTarget {
+    /// A configured `jwks_uri`.
+    Jwks(Uri),
+    /// The `jwks_uri` of the issuer's discovery document, remembered between fetches.
+    Discovery {
+        document: Uri,
+        issuer: String,
+        jwks_uri: Mutex<Option<Uri>>,
+    },
+}
+
+/// A file's modification time, length and inode, compared to notice that a JWKS file
+/// changed. The inode catches a file replaced by rename (as Kubernetes updates mounted
+/// ConfigMaps) within the timestamp resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
 impl Fetcher {
     /// Prepares the fetcher. An HTTPS URI trusts the provider's `ca_file` when it is set and
     /// the system's CA certificates otherwise.
     pub fn new(provider: &ProviderConfig) -> Result<Fetcher, KeyError> {
-        let uri = match &provider.jwks {
+        let (uri, target) = match &provider.jwks {
             JwksSource::File(path) => return Ok(Fetcher::File { path: path.clone() }),
-            JwksSource::Uri(uri) => uri.clone(),
+            JwksSource::Uri(uri) => (uri.clone(), HttpTarget::Jwks(uri.clone())),
+            JwksSource::Discovery(document) => (
+                document.clone(),
+                HttpTarget::Discovery {
+                    document: document.clone(),
+                    issuer: provider.issuer.clone(),
+                    jwks_uri: Mutex::new(None),
+                },
+            ),
         };
 
         let tls = match (
@@ -108,34 +146,59 @@ impl Fetcher {
             .build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Fetcher::Http {
-            uri,
+            target: Box::new(target),
             client: Box::new(client),
             timeout: provider.fetch_timeout,
         })
     }
 
-    /// Returns the URI or path the document is read from, for logs and errors.
+    /// Returns the URI or path the document is read from, for logs and errors. With
+    /// discovery, that is the last `jwks_uri` found, or the discovery document's URI before
+    /// the first discovery.
     pub fn location(&self) -> String {
-        match self {
-            Fetcher::Http { uri, .. } => uri.to_string(),
-            Fetcher::File { path } => path.display().to_string(),
+        let target = match self {
+            Fetcher::Http { target, .. } => target.as_ref(),
+            Fetcher::File { path } => return path.display().to_string(),
+        };
+        match target {
+            HttpTarget::Jwks(uri) => uri.to_string(),
+            HttpTarget::Discovery {
+                document, jwks_uri, ..
+            } => match lock(jwks_uri).as_ref() {
+                Some(uri) => uri.to_string(),
+                None => document.to_string(),
+            },
         }
     }
 
-    /// Reads the document, at most [`MAX_JWKS_BYTES`] long.
-    pub async fn fetch(&self) -> Result<Bytes, FetchError> {
+    /// Reads the JWKS document, at most [`MAX_JWKS_BYTES`] long. With discovery, the
+    /// discovery document is read first when `rediscover` is set or no `jwks_uri` is known
+    /// yet; otherwise the last `jwks_uri` found is used. The time limit covers both reads.
+    pub async fn fetch(&self, rediscover: bool) -> Result<Bytes, FetchError> {
         let result = match self {
             Fetcher::Http {
-                uri,
+                target,
                 client,
                 timeout,
-            } => match tokio::time::timeout(*timeout, fetch_http(client, uri)).await {
-                Ok(result) => result,
-                Err(_) => Err(FetchProblem::TimedOut(*timeout)),
-            },
+            } => {
+                let fetch = fetch_target(client, target, rediscover);
+                match tokio::time::timeout(*timeout, fetch).await {
+                    Ok(result) => result,
+                    Err(_) => Err(FetchProblem::TimedOut(*timeout)),
+                }
+            }
             Fetcher::File { path } => read_file(path).await,
         };
         result.map_err(|problem| self.error(problem))
+    }
+
+    /// Returns the stamp of a JWKS file, or `None` for an HTTP source or a file that cannot
+    /// be read.
+    pub fn file_stamp(&self) -> Option<FileStamp> {
+        match self {
+            Fetcher::File { path } => stamp(path),
+            Fetcher::Http { .. } => None,
+        }
     }
 
     /// Wraps `problem` with this fetcher's location.
@@ -145,6 +208,52 @@ impl Fetcher {
             problem,
         }
     }
+}
+
+async fn fetch_target(
+    client: &HttpClient,
+    target: &HttpTarget,
+    rediscover: bool,
+) -> Result<Bytes, FetchProblem> {
+    let (document, issuer, remembered) = match target {
+        HttpTarget::Jwks(uri) => return fetch_http(client, uri).await,
+        HttpTarget::Discovery {
+            document,
+            issuer,
+            jwks_uri,
+        } => (document, issuer, jwks_uri),
+    };
+
+    let known = lock(remembered).clone();
+    let jwks_uri = match known {
+        Some(uri) if !rediscover => uri,
+        _ => {
+            let body = fetch_http(client, document).await.map_err(|problem| {
+                FetchProblem::Discovery(format!("reading {document} failed: {problem}"))
+            })?;
+            let uri = parse_discovery(&body, issuer).map_err(FetchProblem::Discovery)?;
+            *lock(remembered) = Some(uri.clone());
+            uri
+        }
+    };
+    fetch_http(client, &jwks_uri).await
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let metadata = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileStamp {
+        modified: metadata.modified().ok(),
+        len: metadata.len(),
+        inode,
+    })
 }
 
 async fn fetch_http(client: &HttpClient, uri: &Uri) -> Result<Bytes, FetchProblem> {

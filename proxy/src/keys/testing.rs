@@ -196,6 +196,9 @@ pub fn provider(jwks: JwksSource) -> ProviderConfig {
         refresh_interval: Duration::from_secs(300),
         unknown_kid_cooldown: Duration::from_secs(30),
         fetch_timeout: Duration::from_secs(5),
+        max_key_staleness: Duration::from_secs(86_400),
+        max_token_lifetime: None,
+        required_typ: None,
     }
 }
 

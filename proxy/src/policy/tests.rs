@@ -64,6 +64,7 @@ fn route(path: PathMatch, methods: &[Method], auth: AuthRequirement, scopes: &[&
         methods: methods.to_vec(),
         auth,
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        claims: Vec::new(),
     }
 }
 

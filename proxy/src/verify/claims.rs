@@ -43,8 +43,12 @@ pub fn check(
             return Err(VerifyError::NotYetValid { not_before });
         }
     }
-    if let Some(value) = payload.get("iat") {
-        numeric_date("iat", value)?;
+    let issued_at = payload
+        .get("iat")
+        .map(|value| numeric_date("iat", value))
+        .transpose()?;
+    if let Some(max) = provider.max_token_lifetime {
+        check_lifetime(issued_at, expires_at, max.as_secs(), leeway, now)?;
     }
 
     check_audience(payload.get("aud"), &provider.audiences)?;
@@ -67,6 +71,35 @@ pub fn check(
         claims: payload,
         expires_at: u64::try_from(expires_at).unwrap_or(0),
     })
+}
+
+/// Checks `exp - iat` against `max` seconds. `iat` is required, and must not lie in the
+/// future beyond the leeway: otherwise a token issued "later" would stay valid for longer
+/// than `max` from now.
+fn check_lifetime(
+    issued_at: Option<i64>,
+    expires_at: i64,
+    max: u64,
+    leeway: i64,
+    now: i64,
+) -> Result<(), VerifyError> {
+    let Some(issued_at) = issued_at else {
+        return Err(VerifyError::InvalidClaim {
+            claim: "iat",
+            problem: "is missing, but the issuer has a maximum token lifetime",
+        });
+    };
+    if issued_at.saturating_sub(leeway) > now {
+        return Err(VerifyError::InvalidClaim {
+            claim: "iat",
+            problem: "is in the future",
+        });
+    }
+    let lifetime = expires_at.saturating_sub(issued_at);
+    if lifetime > i64::try_from(max).unwrap_or(i64::MAX) {
+        return Err(VerifyError::LifetimeTooLong { lifetime, max });
+    }
+    Ok(())
 }
 
 /// Reads a NumericDate: a JSON number of seconds since the Unix epoch. A fraction is dropped,

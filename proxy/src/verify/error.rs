@@ -45,6 +45,15 @@ pub enum VerifyError {
     /// `aud` is missing, malformed, or contains none of the provider's audiences.
     #[error("the audience does not include {}", expected.join(" or "))]
     WrongAudience { expected: Vec<String> },
+    /// The header `typ` is not the one the provider requires (`expected`, such as `at+jwt`).
+    #[error("the token type {found:?} is not {expected}")]
+    WrongType {
+        found: Option<String>,
+        expected: String,
+    },
+    /// `exp - iat` exceeds the provider's `max_token_lifetime_secs`.
+    #[error("the token lifetime of {lifetime} seconds exceeds the maximum of {max} seconds")]
+    LifetimeTooLong { lifetime: i64, max: u64 },
     /// A claim has the wrong JSON type or a required one is missing.
     #[error("claim {claim} {problem}")]
     InvalidClaim {
@@ -74,6 +83,8 @@ impl VerifyError {
             VerifyError::Expired { .. } => "expired",
             VerifyError::NotYetValid { .. } => "not_yet_valid",
             VerifyError::WrongAudience { .. } => "wrong_audience",
+            VerifyError::WrongType { .. } => "wrong_type",
+            VerifyError::LifetimeTooLong { .. } => "lifetime_too_long",
             VerifyError::InvalidClaim { .. } => "invalid_claim",
         }
     }
@@ -107,6 +118,14 @@ impl VerifyError {
                 "the token has no kid and the issuer has several signing keys".to_owned()
             }
             VerifyError::BadSignature => "the signature is invalid".to_owned(),
+            VerifyError::WrongType {
+                found: None,
+                expected,
+            } => format!("the token has no typ header; {expected} is required"),
+            VerifyError::WrongType {
+                found: Some(found),
+                expected,
+            } => format!("the token type {} is not {expected}", quote(found)),
             other => other.to_string(),
         }
     }

@@ -22,6 +22,8 @@ pub struct UnverifiedToken<'a> {
     pub signature: &'a str,
     pub algorithm: Algorithm,
     pub kid: Option<String>,
+    /// The header `typ`, as written.
+    pub typ: Option<String>,
     pub payload: Map<String, Value>,
 }
 
@@ -33,7 +35,7 @@ pub struct UnverifiedToken<'a> {
 /// - a header or payload that is not a JSON object or repeats a member;
 /// - an `alg` other than the asymmetric ones the sidecar supports, so `none` and
 ///   HS256/384/512 always fail;
-/// - a `kid` that is not a string;
+/// - a `kid` or `typ` that is not a string;
 /// - any `crit` header, because the sidecar implements no extension that could be critical.
 ///
 /// The `jwk`, `jku`, `x5u` and `x5c` headers are ignored, because keys come only from the
@@ -73,6 +75,11 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
         Some(_) => return Err(VerifyError::malformed("the header kid is not a string")),
         None => None,
     };
+    let typ = match header.get("typ") {
+        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(VerifyError::malformed("the header typ is not a string")),
+        None => None,
+    };
     if header.contains_key("crit") {
         return Err(VerifyError::malformed(
             "the header marks extensions as critical (crit), which are not supported",
@@ -84,6 +91,7 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
         signature,
         algorithm,
         kid,
+        typ,
         payload,
     })
 }
