@@ -1,6 +1,9 @@
 //! The per-request authorization decision the inbound listener makes, and the one place that
 //! maps a failure to its RFC 6750 response.
 
+pub mod bearer;
+mod claims;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,11 +12,13 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
 
-use crate::config::Config;
+use crate::config::{Config, TokenSources};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::policy::{check_path, extract_bearer, has_scopes, RouteDecision, RoutePolicy};
+use crate::policy::{check_path, RouteDecision, RoutePolicy};
 use crate::verify::{VerifiedToken, Verifier, VerifyError};
+use bearer::extract_token;
+use claims::{has_scopes, unmet_requirement};
 
 pub use crate::policy::InvalidRequest;
 
@@ -24,7 +29,8 @@ const KEYS_UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
 /// The reason a request was not authorized.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthFailure {
-    /// No `Authorization` header, or one with a scheme other than Bearer.
+    /// No token: no `Authorization` header or one with a scheme other than Bearer, and no
+    /// token from a configured query parameter or cookie.
     #[error("a bearer token is required")]
     MissingToken,
     #[error("{0}")]
@@ -34,6 +40,11 @@ pub enum AuthFailure {
     /// The token lacks a scope the route requires; `required` lists all of the route's scopes.
     #[error("insufficient scope: the route requires {}", required.join(" "))]
     InsufficientScope { required: Vec<String> },
+    /// The token does not meet the route's requirement on `claim`. Answered like a missing
+    /// scope (403 `insufficient_scope`), because the token is genuine but does not grant
+    /// this request, and a refreshed token would carry the same claims.
+    #[error("the token's claim {claim} does not meet the route's requirement")]
+    ClaimNotSatisfied { claim: String },
     /// The token's issuer has no keys loaded yet, so the token cannot be checked. The request
     /// is not forwarded, and the client is asked to retry because the token may be valid.
     #[error("the signing keys of issuer {issuer} are not loaded yet")]
@@ -46,7 +57,9 @@ impl AuthFailure {
         match self {
             AuthFailure::MissingToken | AuthFailure::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             AuthFailure::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            AuthFailure::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            AuthFailure::InsufficientScope { .. } | AuthFailure::ClaimNotSatisfied { .. } => {
+                StatusCode::FORBIDDEN
+            }
             AuthFailure::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -58,6 +71,7 @@ impl AuthFailure {
             AuthFailure::InvalidRequest(invalid) => invalid.reason(),
             AuthFailure::InvalidToken(err) => err.reason(),
             AuthFailure::InsufficientScope { .. } => "insufficient_scope",
+            AuthFailure::ClaimNotSatisfied { .. } => "claim_not_satisfied",
             AuthFailure::KeysUnavailable { .. } => "keys_unavailable",
         }
     }
@@ -75,6 +89,12 @@ impl AuthFailure {
             AuthFailure::InsufficientScope { required } => (
                 "insufficient_scope",
                 format!("the request requires the scopes: {}", required.join(" ")),
+            ),
+            // Names the claim but not the expected values, which may be tenant or group names
+            // the client has no business learning.
+            AuthFailure::ClaimNotSatisfied { claim } => (
+                "insufficient_scope",
+                format!("the token's claim {claim:?} does not meet this route's requirement"),
             ),
             AuthFailure::KeysUnavailable { .. } => (
                 "temporarily_unavailable",
@@ -143,6 +163,8 @@ fn quoted_string(value: &str) -> String {
 pub struct Authorizer {
     policy: RoutePolicy,
     verifier: Verifier,
+    token_sources: TokenSources,
+    metrics: Metrics,
 }
 
 impl Authorizer {
@@ -151,39 +173,74 @@ impl Authorizer {
     pub fn new(config: &Config, keys: Arc<KeyStore>, metrics: Metrics) -> Authorizer {
         Authorizer {
             policy: RoutePolicy::new(config.routes.clone()),
-            verifier: Verifier::new(keys, &config.providers, &config.cache, metrics),
+            verifier: Verifier::new(keys, &config.providers, &config.cache, metrics.clone()),
+            token_sources: config.token_sources.clone(),
+            metrics,
         }
     }
 
-    /// Finds the route, extracts the token, verifies it and checks scopes. Ok(None) for a
-    /// route with auth = "none"; Ok(Some(token)) when verified; Err(failure) otherwise.
+    /// Returns where requests may carry their token, for [`bearer::strip_token`].
+    pub fn token_sources(&self) -> &TokenSources {
+        &self.token_sources
+    }
+
+    /// Finds the route, extracts the token, verifies it and checks scopes and claims.
+    /// Ok(None) for a route with auth = "none"; Ok(Some(token)) when verified; Err(failure)
+    /// otherwise. Every failure is counted in `portcullis_auth_rejections_total`.
     ///
-    /// `path` is the request path without the query. Unsafe paths fail before route matching,
-    /// on every route including open ones.
+    /// `path` is the request path and `query` the query without the `?`. Unsafe paths fail
+    /// before route matching, on every route including open ones.
     pub async fn authorize(
         &self,
         method: &http::Method,
         path: &str,
+        query: Option<&str>,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Arc<VerifiedToken>>, AuthFailure> {
+        let result = self.authorize_uncounted(method, path, query, headers).await;
+        if let Err(failure) = &result {
+            self.metrics
+                .auth_rejections
+                .with_label_values(&[failure.reason()])
+                .inc();
+        }
+        result
+    }
+
+    async fn authorize_uncounted(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: Option<&str>,
         headers: &http::HeaderMap,
     ) -> Result<Option<Arc<VerifiedToken>>, AuthFailure> {
         check_path(method, path)
             .map_err(|problem| AuthFailure::InvalidRequest(InvalidRequest::UnsafePath(problem)))?;
-        let required = match self.policy.decide(method, path) {
+        let (scopes, claims) = match self.policy.decide(method, path) {
             RouteDecision::Open => return Ok(None),
-            RouteDecision::TokenRequired { scopes } => scopes,
+            RouteDecision::TokenRequired { scopes, claims } => (scopes, claims),
         };
 
-        let token = extract_bearer(headers)
-            .map_err(AuthFailure::InvalidRequest)?
+        let token = extract_token(headers, query, &self.token_sources)
+            .map_err(|problem| AuthFailure::InvalidRequest(InvalidRequest::Credentials(problem)))?
             .ok_or(AuthFailure::MissingToken)?;
-        let verified = self.verifier.verify(token).await.map_err(|err| match err {
-            VerifyError::KeysUnavailable { issuer } => AuthFailure::KeysUnavailable { issuer },
-            other => AuthFailure::InvalidToken(other),
-        })?;
+        let verified = self
+            .verifier
+            .verify(&token.text)
+            .await
+            .map_err(|err| match err {
+                VerifyError::KeysUnavailable { issuer } => AuthFailure::KeysUnavailable { issuer },
+                other => AuthFailure::InvalidToken(other),
+            })?;
 
-        if !has_scopes(required, &verified.scopes) {
+        if !has_scopes(scopes, &verified.scopes) {
             return Err(AuthFailure::InsufficientScope {
-                required: required.to_vec(),
+                required: scopes.to_vec(),
+            });
+        }
+        if let Some(unmet) = unmet_requirement(claims, &verified.claims) {
+            return Err(AuthFailure::ClaimNotSatisfied {
+                claim: unmet.claim.clone(),
             });
         }
         Ok(Some(verified))

@@ -6,14 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use http::header::{AUTHORIZATION, HOST};
+use http::header::HOST;
 use http::{HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::access_log::{self, Direction, RequestRecord};
-use crate::auth::Authorizer;
+use crate::auth::{bearer, Authorizer};
 use crate::config::{ClaimHeader, InboundConfig};
 use crate::identity;
 use crate::metrics::Metrics;
@@ -68,7 +68,7 @@ impl Inbound {
     ) -> Outcome {
         let token = match self
             .authorizer
-            .authorize(method, path, request.headers())
+            .authorize(method, path, request.uri().query(), request.headers())
             .await
         {
             Ok(token) => token,
@@ -93,7 +93,7 @@ impl Inbound {
             identity::set_identity_headers(&mut parts.headers, token, &self.claim_headers);
         }
         if !self.forward_authorization {
-            parts.headers.remove(AUTHORIZATION);
+            bearer::strip_token(&mut parts, self.authorizer.token_sources());
         }
         append_forwarded_for(&mut parts.headers, connection.peer.ip());
         set_forwarded_proto(&mut parts.headers, connection.tls);

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     /// Token checks by `result`: `valid`, or the rejection reason (`expired`, `bad_signature`…).
     pub verifications: IntCounterVec,
+    /// Requests the auth check rejected, by `reason`: a fixed label such as `missing_token`,
+    /// `ambiguous_token`, `insufficient_scope` or a token rejection reason. Never token text.
+    pub auth_rejections: IntCounterVec,
     /// JWKS fetches by `issuer` and `result` (`ok`, `error`).
     pub jwks_fetches: IntCounterVec,
     /// Usable keys currently loaded, by `issuer`.
@@ -64,6 +67,14 @@ impl Metrics {
             &["result"],
         )
         .expect("static metric definition is valid");
+        let auth_rejections = IntCounterVec::new(
+            Opts::new(
+                "portcullis_auth_rejections_total",
+                "Requests rejected by the auth check, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition is valid");
         let jwks_fetches = IntCounterVec::new(
             Opts::new(
                 "portcullis_jwks_fetches_total",
@@ -104,6 +115,7 @@ impl Metrics {
             requests,
             request_duration,
             verifications,
+            auth_rejections,
             jwks_fetches,
             keys_loaded,
             cache_hits,
@@ -119,6 +131,7 @@ impl Metrics {
             Box::new(self.requests.clone()),
             Box::new(self.request_duration.clone()),
             Box::new(self.verifications.clone()),
+            Box::new(self.auth_rejections.clone()),
             Box::new(self.jwks_fetches.clone()),
             Box::new(self.keys_loaded.clone()),
             Box::new(self.cache_hits.clone()),

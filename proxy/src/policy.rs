@@ -1,4 +1,5 @@
-//! Route policy: path safety checks, route matching, bearer token extraction and scope checks.
+//! Route policy: path safety checks and route matching. Token extraction and the scope and
+//! claim checks a route asks for are in [`crate::auth`].
 //!
 //! The sidecar matches routes on the raw request path, while the app may decode and normalise
 //! it. Any path the two could read differently is rejected before matching, so a route's
@@ -6,10 +7,10 @@
 
 use std::fmt;
 
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, Method};
+use http::Method;
 
-use crate::config::{AuthRequirement, PathMatch, RouteRule};
+use crate::auth::bearer::CredentialProblem;
+use crate::config::{AuthRequirement, ClaimRequirement, PathMatch, RouteRule};
 
 /// The reason a request path is rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +60,8 @@ impl fmt::Display for PathProblem {
 pub enum InvalidRequest {
     #[error("the request path {0}")]
     UnsafePath(PathProblem),
-    #[error("the request has more than one Authorization header")]
-    MultipleAuthorizationHeaders,
-    #[error("the Authorization header is not a valid Bearer credential: {0}")]
-    MalformedBearer(&'static str),
+    #[error("{0}")]
+    Credentials(CredentialProblem),
 }
 
 impl InvalidRequest {
@@ -70,9 +69,7 @@ impl InvalidRequest {
     pub fn reason(&self) -> &'static str {
         match self {
             InvalidRequest::UnsafePath(_) => "unsafe_path",
-            InvalidRequest::MultipleAuthorizationHeaders | InvalidRequest::MalformedBearer(_) => {
-                "invalid_authorization"
-            }
+            InvalidRequest::Credentials(problem) => problem.reason(),
         }
     }
 }
@@ -132,8 +129,12 @@ pub fn check_path(method: &Method, path: &str) -> Result<(), PathProblem> {
 pub enum RouteDecision<'a> {
     /// `auth = "none"`: forward without a token.
     Open,
-    /// A valid token with every one of these scopes (possibly none).
-    TokenRequired { scopes: &'a [String] },
+    /// A valid token with every one of these scopes (possibly none) that meets every one of
+    /// these claim requirements.
+    TokenRequired {
+        scopes: &'a [String],
+        claims: &'a [ClaimRequirement],
+    },
 }
 
 /// The configured routes, in order.
@@ -158,8 +159,12 @@ impl RoutePolicy {
             Some(route) if route.auth == AuthRequirement::None => RouteDecision::Open,
             Some(route) => RouteDecision::TokenRequired {
                 scopes: &route.scopes,
+                claims: &route.claims,
             },
-            None => RouteDecision::TokenRequired { scopes: &[] },
+            None => RouteDecision::TokenRequired {
+                scopes: &[],
+                claims: &[],
+            },
         }
     }
 }
@@ -174,72 +179,6 @@ fn route_matches(route: &RouteRule, method: &Method, path: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
     };
     method_matches && path_matches
-}
-
-/// Extracts the bearer token from the `Authorization` header (RFC 6750 section 2.1).
-///
-/// Returns `Ok(None)` when there is no header or it uses another scheme such as `Basic`, so the
-/// caller responds with a plain challenge. The scheme matches `Bearer` in any case, and exactly
-/// one space must separate it from a single b64token (`A-Z a-z 0-9 - . _ ~ + /`, then optional
-/// `=`). Two headers or a malformed Bearer value are an [`InvalidRequest`].
-pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, InvalidRequest> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(InvalidRequest::MultipleAuthorizationHeaders);
-    }
-
-    let text = value.to_str().map_err(|_| {
-        InvalidRequest::MalformedBearer("it contains characters outside visible ASCII")
-    })?;
-    let (scheme, credentials) = match text.split_once(' ') {
-        Some((scheme, credentials)) => (scheme, Some(credentials)),
-        None => (text, None),
-    };
-    if scheme.is_empty() {
-        return Err(InvalidRequest::MalformedBearer("the scheme is missing"));
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-
-    let token = credentials.unwrap_or_default();
-    if token.is_empty() {
-        return Err(InvalidRequest::MalformedBearer(
-            "no token follows the scheme",
-        ));
-    }
-    if token.starts_with(' ') {
-        return Err(InvalidRequest::MalformedBearer(
-            "more than one space follows the scheme",
-        ));
-    }
-    if token.contains(' ') {
-        return Err(InvalidRequest::MalformedBearer(
-            "it holds more than one token",
-        ));
-    }
-    if !is_b64token(token) {
-        return Err(InvalidRequest::MalformedBearer(
-            "the token contains characters outside the b64token set",
-        ));
-    }
-    Ok(Some(token))
-}
-
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-}
-
-/// Returns whether `granted` contains every scope in `required`.
-pub fn has_scopes(required: &[String], granted: &[String]) -> bool {
-    required.iter().all(|scope| granted.contains(scope))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::keys::testing::{current_claims, jwks, JwksServer, TestKey, ISSUER};
 use crate::policy::PathProblem;
+use bearer::CredentialProblem;
 
 async fn body_json(response: Response<Full<Bytes>>) -> Value {
     let bytes = response
@@ -196,7 +197,7 @@ async fn authorize_accepts_valid_token() {
     let headers = bearer(&key.sign(&current_claims()));
 
     let verified = authorizer
-        .authorize(&Method::POST, "/orders", &headers)
+        .authorize(&Method::POST, "/orders", None, &headers)
         .await
         .expect("authorized")
         .expect("a verified token");
@@ -211,7 +212,7 @@ async fn authorize_open_route_needs_nothing() {
     let (authorizer, _server, _) = authorizer(&key).await;
 
     let result = authorizer
-        .authorize(&Method::GET, "/healthz", &HeaderMap::new())
+        .authorize(&Method::GET, "/healthz", None, &HeaderMap::new())
         .await;
 
     assert_eq!(result, Ok(None));
@@ -223,7 +224,7 @@ async fn authorize_rejects_unsafe_path_first() {
     let (authorizer, _server, _) = authorizer(&key).await;
 
     let result = authorizer
-        .authorize(&Method::GET, "/healthz/../admin", &HeaderMap::new())
+        .authorize(&Method::GET, "/healthz/../admin", None, &HeaderMap::new())
         .await;
 
     assert_eq!(
@@ -244,7 +245,7 @@ async fn authorize_failures_map_to_variants() {
     let expired = key.sign(&expired_claims);
 
     let missing = authorizer
-        .authorize(&Method::GET, "/orders", &HeaderMap::new())
+        .authorize(&Method::GET, "/orders", None, &HeaderMap::new())
         .await;
     assert_eq!(missing, Err(AuthFailure::MissingToken));
 
@@ -253,11 +254,13 @@ async fn authorize_failures_map_to_variants() {
         AUTHORIZATION,
         HeaderValue::from_static("Basic dXNlcjpwYXNz"),
     );
-    let other_scheme = authorizer.authorize(&Method::GET, "/orders", &basic).await;
+    let other_scheme = authorizer
+        .authorize(&Method::GET, "/orders", None, &basic)
+        .await;
     assert_eq!(other_scheme, Err(AuthFailure::MissingToken));
 
     let invalid = authorizer
-        .authorize(&Method::GET, "/orders", &bearer(&expired))
+        .authorize(&Method::GET, "/orders", None, &bearer(&expired))
         .await;
     assert_eq!(
         invalid,
@@ -267,7 +270,7 @@ async fn authorize_failures_map_to_variants() {
     );
 
     let scope = authorizer
-        .authorize(&Method::GET, "/admin/users", &bearer(&valid))
+        .authorize(&Method::GET, "/admin/users", None, &bearer(&valid))
         .await;
     assert_eq!(
         scope,
@@ -279,13 +282,13 @@ async fn authorize_failures_map_to_variants() {
     let mut doubled = bearer(&valid);
     doubled.append(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
     let twice = authorizer
-        .authorize(&Method::GET, "/orders", &doubled)
+        .authorize(&Method::GET, "/orders", None, &doubled)
         .await;
     assert_eq!(
         twice,
-        Err(AuthFailure::InvalidRequest(
-            InvalidRequest::MultipleAuthorizationHeaders
-        ))
+        Err(AuthFailure::InvalidRequest(InvalidRequest::Credentials(
+            CredentialProblem::MultipleAuthorizationHeaders
+        )))
     );
 }
 
@@ -306,6 +309,7 @@ async fn authorize_without_keys_is_unavailable() {
         .authorize(
             &Method::GET,
             "/orders",
+            None,
             &bearer(&key.sign(&current_claims())),
         )
         .await;

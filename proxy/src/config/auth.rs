@@ -33,7 +33,7 @@ impl TokenSources {
 }
 
 /// A condition on one claim of the verified token, checked per route after the scopes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRequirement {
     /// Top-level claim name, compared exactly (a `.` is part of the name, not a path).
     pub claim: String,
@@ -42,7 +42,7 @@ pub struct ClaimRequirement {
 
 /// What a claim must look like. Values are JSON strings, integers or booleans, compared
 /// with the claim's JSON value of the same type, so the string `"5"` never equals `5`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimCondition {
     /// The claim equals this value.
     Equals(Value),
