@@ -17,16 +17,20 @@
 //! - [`shutdown`]: SIGTERM/SIGINT handling and the drain flag readiness reads.
 //! - [`server`]: the accept loop shared by every listener: TLS, HTTP/1.1 and HTTP/2, drain.
 //! - [`upstream`]: the forwarding client, hop-by-hop and `X-Forwarded-*` header rules.
+//! - [`inject`]: Kubernetes sidecar injection, `portcullis inject` and the admission webhook.
+//! - [`probe`]: `portcullis probe`, the health check for images without a shell.
 pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod identity;
+pub mod inject;
 pub mod inbound;
 pub mod keys;
 pub mod metrics;
 pub mod outbound;
 pub mod policy;
+pub mod probe;
 pub mod server;
 pub mod shutdown;
 pub mod sidecar;

@@ -38,12 +38,41 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Add the sidecar to Kubernetes manifests whose pods opt in with the annotation
+    /// `portcullis.io/inject: enabled`.
+    ///
+    /// Reads Deployments, StatefulSets, DaemonSets and Pods (several documents and `List`
+    /// documents allowed) and writes them to standard output with the sidecar added as a
+    /// native sidecar container. Everything else is written back unchanged, byte for byte.
+    Inject(portcullis::inject::cli::InjectArgs),
+    /// Serve the mutating admission webhook that injects the sidecar into pods at creation.
+    Injector(portcullis::inject::cli::InjectorArgs),
+    /// Check that a sidecar is ready: GET its `/readyz` and exit 0 on status 200, 1 otherwise.
+    ///
+    /// For container health checks in images without a shell or curl.
+    Probe {
+        /// The http:// URL to check.
+        #[arg(value_name = "URL", default_value = portcullis::probe::DEFAULT_URL)]
+        url: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match (cli.command, cli.config) {
         (Some(Command::CheckConfig { file }), _) => check_config(&file),
+        (Some(Command::Inject(args)), _) => portcullis::inject::cli::run_inject(&args),
+        (Some(Command::Injector(args)), _) => {
+            init_logging();
+            portcullis::inject::cli::run_injector(args)
+        }
+        (Some(Command::Probe { url }), _) => match portcullis::probe::probe(&url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        },
         (None, Some(file)) => run(&file),
         // clap enforces `--config` when no subcommand is given.
         (None, None) => ExitCode::FAILURE,
