@@ -6,6 +6,7 @@
 //! parsed addresses, URIs, algorithms and durations. Every error names the field and the fix.
 
 mod auth;
+mod listener;
 mod raw;
 
 use std::collections::HashSet;
@@ -19,6 +20,7 @@ use jsonwebtoken::Algorithm;
 pub use auth::{
     normalize_typ, ClaimCondition, ClaimRequirement, TokenSources, STANDARD_QUERY_PARAMETER,
 };
+pub use listener::{ListenerLimits, RawLimits};
 pub use raw::RawConfig;
 
 /// Prefix of every identity header the sidecar sets for the app. Client-sent headers with this
@@ -77,6 +79,15 @@ pub struct InboundConfig {
     pub forward_authorization: bool,
     /// Maximum time to wait for the app's response headers.
     pub upstream_timeout: Duration,
+    /// Maximum time to open a TCP connection to the app.
+    pub upstream_connect_timeout: Duration,
+    /// Whether requests reach the app over HTTP/2 with prior knowledge (h2c) instead of
+    /// HTTP/1.1.
+    pub upstream_http2: bool,
+    /// Whether route paths ignore ASCII letter case, for apps that match paths that way. The
+    /// route paths in [`Config::routes`] are then lower case.
+    pub case_insensitive_routes: bool,
+    pub limits: ListenerLimits,
 }
 
 /// Server-side TLS: the certificate chain and key, and an optional client CA that turns on
@@ -177,6 +188,9 @@ pub struct OutboundConfig {
     pub listen: SocketAddr,
     pub services: Vec<OutboundService>,
     pub upstream_timeout: Duration,
+    /// Maximum time to open a TCP connection to a peer.
+    pub upstream_connect_timeout: Duration,
+    pub limits: ListenerLimits,
 }
 
 /// A service the app may call, chosen by the request's `Host` (port ignored).

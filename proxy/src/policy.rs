@@ -1,59 +1,17 @@
 //! Route policy: path safety checks and route matching. Token extraction and the scope and
 //! claim checks a route asks for are in [`crate::auth`].
 //!
-//! The sidecar matches routes on the raw request path, while the app may decode and normalise
-//! it. Any path the two could read differently is rejected before matching, so a route's
-//! scopes cannot be bypassed by spelling its path another way.
-
-use std::fmt;
+//! Routes match the normal form of the request path ([`crate::path`]), which is also the path
+//! the app receives. Any path the two could read differently is rejected before matching, so
+//! a route's scopes cannot be bypassed by spelling its path another way.
 
 use http::Method;
 
 use crate::auth::bearer::CredentialProblem;
 use crate::config::{AuthRequirement, ClaimRequirement, PathMatch, RouteRule};
+use crate::path;
 
-/// The reason a request path is rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathProblem {
-    /// Neither starts with `/` nor is `*` on an OPTIONS request.
-    NotAbsolute,
-    /// Has a `.` or `..` segment, which the app may resolve.
-    DotSegment,
-    /// Has `//`, which many frameworks merge into one `/`.
-    EmptySegment,
-    /// Contains a `\`, which some servers treat as `/`.
-    Backslash,
-    /// Contains `;`, which servlet containers and others strip as a path parameter.
-    Semicolon,
-    /// Contains a control character, DEL or a byte outside ASCII.
-    ControlCharacter,
-    /// Contains `%` not followed by two hex digits.
-    BadPercentEncoding,
-    /// Percent-encodes `/`, `\`, `.`, `%` or a control character: the escape as written.
-    EncodedCharacter(String),
-}
-
-impl fmt::Display for PathProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PathProblem::NotAbsolute => f.write_str("does not start with /"),
-            PathProblem::DotSegment => f.write_str("contains a . or .. segment"),
-            PathProblem::EmptySegment => f.write_str("contains an empty segment (//)"),
-            PathProblem::Backslash => f.write_str("contains a backslash"),
-            PathProblem::Semicolon => f.write_str("contains a semicolon"),
-            PathProblem::ControlCharacter => {
-                f.write_str("contains a control character or a byte outside ASCII")
-            }
-            PathProblem::BadPercentEncoding => {
-                f.write_str("contains a % not followed by two hex digits")
-            }
-            PathProblem::EncodedCharacter(escape) => write!(
-                f,
-                "contains the escape {escape}, which encodes a character that changes how the path is read"
-            ),
-        }
-    }
-}
+pub use crate::path::PathProblem;
 
 /// A request the sidecar rejects with 400 `invalid_request` before looking at a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,52 +32,14 @@ impl InvalidRequest {
     }
 }
 
-/// Checks that `path` (the request target's path, without the query) reads the same to the
-/// sidecar and to any app behind it. See [`PathProblem`] for what is rejected.
+/// Checks that `path` (the request target's path, without the query) is in the normal form
+/// [`path::normalize`] produces, which is the form route rules are matched against. An unsafe
+/// path gets its [`PathProblem`]; a safe path that is not in normal form gets
+/// [`PathProblem::NotNormalized`], because matching it would skip the decoding the app does.
 pub fn check_path(method: &Method, path: &str) -> Result<(), PathProblem> {
-    if path == "*" && method == Method::OPTIONS {
-        return Ok(());
-    }
-    if !path.starts_with('/') {
-        return Err(PathProblem::NotAbsolute);
-    }
-
-    let bytes = path.as_bytes();
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'\\' => return Err(PathProblem::Backslash),
-            b';' => return Err(PathProblem::Semicolon),
-            byte if !(0x20..0x7f).contains(&byte) => return Err(PathProblem::ControlCharacter),
-            b'%' => {
-                let escape = path
-                    .get(index..index + 3)
-                    .ok_or(PathProblem::BadPercentEncoding)?;
-                let decoded = u8::from_str_radix(&escape[1..], 16)
-                    .map_err(|_| PathProblem::BadPercentEncoding)?;
-                if matches!(decoded, b'/' | b'\\' | b'.' | b'%')
-                    || decoded < 0x20
-                    || decoded == 0x7f
-                {
-                    return Err(PathProblem::EncodedCharacter(escape.to_owned()));
-                }
-                index += 3;
-                continue;
-            }
-            _ => {}
-        }
-        index += 1;
-    }
-
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len() - 1;
-    for (position, segment) in segments.iter().enumerate() {
-        match *segment {
-            "." | ".." => return Err(PathProblem::DotSegment),
-            // A trailing slash leaves one empty last segment, which is harmless.
-            "" if position != last => return Err(PathProblem::EmptySegment),
-            _ => {}
-        }
+    let normal = path::normalize(method, path)?;
+    if normal != path {
+        return Err(PathProblem::NotNormalized(normal));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::auth::{
     normalize_typ, validate_claim_requirements, validate_token_sources, RawClaimRequirement,
     RawTokenSources,
 };
+use super::listener::{fold_route_case, positive_secs, RawLimits};
 use super::{
     check_unique, parse_algorithm, AdminConfig, AuthRequirement, CacheConfig, ClaimHeader,
     ClientTlsConfig, Config, ConfigError, InboundConfig, JwksSource, OutboundConfig,
@@ -34,6 +35,9 @@ const DEFAULT_FETCH_TIMEOUT_SECS: u64 = 5;
 const DEFAULT_MAX_KEY_STALENESS_SECS: u64 = 86_400;
 /// Apps behind the sidecar are expected to answer in well under this.
 const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 30;
+/// Envoy's default cluster `connect_timeout`. A refused connection fails at once; this bounds
+/// only a peer that drops the connection attempt.
+const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 5;
 /// Ends the drain before Kubernetes' default 30-second termination grace period sends SIGKILL.
 const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 20;
 /// About 10,000 tokens of roughly 1 KiB each: a few MiB at most.
@@ -70,6 +74,11 @@ pub struct RawInbound {
     pub realm: Option<String>,
     pub forward_authorization: Option<bool>,
     pub upstream_timeout_secs: Option<u64>,
+    pub upstream_connect_timeout_secs: Option<u64>,
+    pub upstream_http2: Option<bool>,
+    pub case_insensitive_routes: Option<bool>,
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +135,9 @@ pub struct RawOutbound {
     #[serde(default)]
     pub services: Vec<RawService>,
     pub upstream_timeout_secs: Option<u64>,
+    pub upstream_connect_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +232,14 @@ impl RawConfig {
                 self.inbound.upstream_timeout_secs,
                 DEFAULT_UPSTREAM_TIMEOUT_SECS,
             )?,
+            upstream_connect_timeout: positive_secs(
+                "inbound.upstream_connect_timeout_secs",
+                self.inbound.upstream_connect_timeout_secs,
+                DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS,
+            )?,
+            upstream_http2: self.inbound.upstream_http2.unwrap_or(false),
+            case_insensitive_routes: self.inbound.case_insensitive_routes.unwrap_or(false),
+            limits: self.inbound.limits.validate("inbound.limits")?,
         };
 
         if self.providers.is_empty() {
@@ -245,6 +265,7 @@ impl RawConfig {
             .enumerate()
             .map(|(index, raw)| validate_route(index, raw))
             .collect::<Result<Vec<_>, _>>()?;
+        let routes = fold_route_case(routes, inbound.case_insensitive_routes);
 
         let claim_headers = self
             .claim_headers
@@ -611,6 +632,12 @@ fn validate_outbound(
             raw.upstream_timeout_secs,
             DEFAULT_UPSTREAM_TIMEOUT_SECS,
         )?,
+        upstream_connect_timeout: positive_secs(
+            "outbound.upstream_connect_timeout_secs",
+            raw.upstream_connect_timeout_secs,
+            DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS,
+        )?,
+        limits: raw.limits.validate("outbound.limits")?,
     })
 }
 
@@ -659,7 +686,7 @@ fn validate_realm(realm: &str) -> Result<String, ConfigError> {
     Ok(realm.to_owned())
 }
 
-fn secs(field: &str, value: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
+pub(super) fn secs(field: &str, value: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
     let value = value.unwrap_or(default);
     // A day is far beyond any sensible timeout or interval here; larger values are typos.
     if value > 86_400 {

@@ -57,6 +57,19 @@ fn unsafe_paths_are_rejected() {
     }
 }
 
+#[test]
+fn path_not_in_normal_form_rejected() {
+    assert_eq!(
+        check_path(&Method::GET, "/%72eports"),
+        Err(PathProblem::NotNormalized("/reports".into()))
+    );
+    assert_eq!(
+        check_path(&Method::GET, "/caf%c3%a9"),
+        Err(PathProblem::NotNormalized("/caf%C3%A9".into()))
+    );
+    assert_eq!(check_path(&Method::GET, "/caf%C3%A9"), Ok(()));
+}
+
 fn route(path: PathMatch, methods: &[Method], auth: AuthRequirement, scopes: &[&str]) -> RouteRule {
     RouteRule {
         path,

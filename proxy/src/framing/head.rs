@@ -1,0 +1,345 @@
+//! The strict request head parser: request line, header fields and the body framing they
+//! declare. It checks each line once as bytes arrive, so a head sent one byte at a time
+//! costs linear time.
+
+use http::StatusCode;
+
+use super::{is_field_value_byte, is_tchar, quote, HeadLimits, Rejection};
+
+/// How the body of a request is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body: neither `Content-Length` nor `Transfer-Encoding`, or `Content-Length: 0`.
+    None,
+    /// Exactly this many bytes (more than zero).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A complete request head that passed every check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Bytes from the first byte of the head to the end of its empty last line.
+    pub len: usize,
+    pub framing: BodyFraming,
+    /// Whether the connection ends after this request: `Connection: close`, or HTTP/1.0
+    /// without `Connection: keep-alive`.
+    pub close: bool,
+}
+
+/// The result of feeding bytes to a [`HeadParser`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadParse {
+    /// Every complete line so far is valid; the head needs more bytes.
+    Incomplete,
+    Complete(RequestHead),
+    Rejected(Rejection),
+}
+
+/// Parses one request head incrementally.
+#[derive(Debug, Clone)]
+pub struct HeadParser {
+    limits: HeadLimits,
+    /// Offset of the first line not checked yet.
+    line_start: usize,
+    seen_request_line: bool,
+    http10: bool,
+    fields: usize,
+    content_length: Option<u64>,
+    chunked: bool,
+    connection_close: bool,
+    connection_keep_alive: bool,
+}
+
+impl HeadParser {
+    pub fn new(limits: HeadLimits) -> HeadParser {
+        HeadParser {
+            limits,
+            line_start: 0,
+            seen_request_line: false,
+            http10: false,
+            fields: 0,
+            content_length: None,
+            chunked: false,
+            connection_close: false,
+            connection_keep_alive: false,
+        }
+    }
+
+    /// Checks the lines of `head` that were not checked by an earlier call. `head` holds
+    /// every byte received for this head so far, starting with its first byte, and grows
+    /// from call to call.
+    pub fn feed(&mut self, head: &[u8]) -> HeadParse {
+        loop {
+            let rest = &head[self.line_start..];
+            let Some(newline) = rest.iter().position(|&byte| byte == b'\n') else {
+                return self.check_incomplete(head);
+            };
+            if newline == 0 || rest[newline - 1] != b'\r' {
+                return HeadParse::Rejected(Rejection::bad_request(
+                    "the request head has a line ending in a bare LF; lines must end in CRLF",
+                ));
+            }
+            let line = &rest[..newline - 1];
+            if line.contains(&b'\r') {
+                return HeadParse::Rejected(Rejection::bad_request(
+                    "the request head contains a bare CR",
+                ));
+            }
+            self.line_start += newline + 1;
+            if self.line_start > self.limits.max_head_bytes {
+                return HeadParse::Rejected(head_too_large(self.limits.max_head_bytes));
+            }
+
+            let checked = if !self.seen_request_line {
+                // RFC 9112 section 2.2: a server should ignore empty lines before the
+                // request line, which some clients send after a body.
+                if line.is_empty() {
+                    continue;
+                }
+                self.parse_request_line(line)
+            } else if line.is_empty() {
+                return self.finish();
+            } else {
+                self.parse_field_line(line)
+            };
+            if let Err(rejection) = checked {
+                return HeadParse::Rejected(rejection);
+            }
+        }
+    }
+
+    /// Rejects an incomplete head that is already over a limit.
+    fn check_incomplete(&self, head: &[u8]) -> HeadParse {
+        if !self.seen_request_line {
+            let partial = &head[self.line_start..];
+            if let Some(space) = partial.iter().position(|&byte| byte == b' ') {
+                let target = partial[space + 1..]
+                    .split(|&byte| byte == b' ')
+                    .next()
+                    .unwrap_or_default();
+                if target.len() > self.limits.max_uri_bytes {
+                    return HeadParse::Rejected(uri_too_long(self.limits.max_uri_bytes));
+                }
+            }
+        }
+        if head.len() > self.limits.max_head_bytes {
+            return HeadParse::Rejected(head_too_large(self.limits.max_head_bytes));
+        }
+        HeadParse::Incomplete
+    }
+
+    /// Checks `method SP request-target SP HTTP-version` with single spaces.
+    fn parse_request_line(&mut self, line: &[u8]) -> Result<(), Rejection> {
+        let mut parts = line.splitn(3, |&byte| byte == b' ');
+        let method = parts.next().unwrap_or_default();
+        let target = parts.next().unwrap_or_default();
+        let version = parts.next();
+        if method.is_empty() || !method.iter().all(|&byte| is_tchar(byte)) {
+            return Err(Rejection::bad_request(format!(
+                "the request method {} is not a token",
+                quote(method)
+            )));
+        }
+        if target.len() > self.limits.max_uri_bytes {
+            return Err(uri_too_long(self.limits.max_uri_bytes));
+        }
+        let Some(version) = version else {
+            return Err(Rejection::bad_request(
+                "the request line must be `method target HTTP/1.1` with single spaces",
+            ));
+        };
+        if target.is_empty() || !target.iter().all(|&byte| is_target_byte(byte)) {
+            return Err(Rejection::bad_request(format!(
+                "the request target {} is empty or contains a space, `#`, a control character or a byte outside ASCII",
+                quote(target)
+            )));
+        }
+        self.http10 = match version {
+            b"HTTP/1.1" => false,
+            b"HTTP/1.0" => true,
+            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                if major.is_ascii_digit() && minor.is_ascii_digit() =>
+            {
+                return Err(Rejection::new(
+                    StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                    "http_version",
+                    format!(
+                        "HTTP version {} is not supported on HTTP/1 connections; use HTTP/1.1",
+                        quote(version)
+                    ),
+                ));
+            }
+            _ => {
+                return Err(Rejection::bad_request(format!(
+                    "the request line ends in {}, not a single space and HTTP/1.1",
+                    quote(version)
+                )))
+            }
+        };
+        self.seen_request_line = true;
+        Ok(())
+    }
+
+    /// Checks `field-name ":" OWS field-value OWS` and records the framing fields.
+    fn parse_field_line(&mut self, line: &[u8]) -> Result<(), Rejection> {
+        let (name, value) = split_field_line(line)?;
+        self.fields += 1;
+        if self.fields > self.limits.max_headers {
+            return Err(Rejection::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too_many_headers",
+                format!(
+                    "the request has more than {} header fields",
+                    self.limits.max_headers
+                ),
+            ));
+        }
+
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if self.content_length.is_some() {
+                return Err(Rejection::bad_request(
+                    "the request has more than one Content-Length field",
+                ));
+            }
+            self.content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if self.chunked {
+                return Err(Rejection::bad_request(
+                    "the request has more than one Transfer-Encoding field",
+                ));
+            }
+            if !value.eq_ignore_ascii_case(b"chunked") {
+                return Err(Rejection::bad_request(format!(
+                    "Transfer-Encoding {} is not supported; the only accepted value is exactly `chunked`, with no other coding and no trailing whitespace",
+                    quote(value)
+                )));
+            }
+            self.chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for option in value.split(|&byte| byte == b',') {
+                let option = option.trim_ascii();
+                if option.eq_ignore_ascii_case(b"close") {
+                    self.connection_close = true;
+                } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                    self.connection_keep_alive = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the framing once the empty line that ends the head has arrived.
+    fn finish(&self) -> HeadParse {
+        if self.chunked && self.content_length.is_some() {
+            return HeadParse::Rejected(Rejection::bad_request(
+                "the request has both Content-Length and Transfer-Encoding, so its length is ambiguous",
+            ));
+        }
+        if self.chunked && self.http10 {
+            return HeadParse::Rejected(Rejection::bad_request(
+                "Transfer-Encoding is not allowed in HTTP/1.0 requests",
+            ));
+        }
+        let framing = match (self.chunked, self.content_length) {
+            (true, _) => BodyFraming::Chunked,
+            (false, None | Some(0)) => BodyFraming::None,
+            (false, Some(length)) => {
+                if let Some(max) = self.limits.max_body_bytes {
+                    if length > max {
+                        return HeadParse::Rejected(body_too_large(max));
+                    }
+                }
+                BodyFraming::Length(length)
+            }
+        };
+        HeadParse::Complete(RequestHead {
+            len: self.line_start,
+            framing,
+            close: self.connection_close || (self.http10 && !self.connection_keep_alive),
+        })
+    }
+}
+
+/// Splits a header or trailer field line into its name and its value without leading
+/// whitespace. Trailing whitespace stays in the value, where only the framing fields reject
+/// it.
+pub(super) fn split_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Rejection> {
+    if matches!(line.first(), Some(b' ' | b'\t')) {
+        return Err(Rejection::bad_request(
+            "a field line starts with whitespace (obs-fold line folding), which is not allowed",
+        ));
+    }
+    let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+        return Err(Rejection::bad_request(format!(
+            "the field line {} has no colon",
+            quote(line)
+        )));
+    };
+    let name = &line[..colon];
+    if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {
+        return Err(Rejection::bad_request(format!(
+            "the field name {} is not a token (whitespace before the colon is not allowed)",
+            quote(name)
+        )));
+    }
+    let value = line[colon + 1..].trim_ascii_start();
+    if !value.iter().all(|&byte| is_field_value_byte(byte)) {
+        return Err(Rejection::bad_request(format!(
+            "the value of field {} contains a control character",
+            quote(name)
+        )));
+    }
+    Ok((name, value))
+}
+
+/// Parses a `Content-Length` value: digits only, with no sign, list, space or trailing
+/// whitespace, that fits in 64 bits.
+fn parse_content_length(value: &[u8]) -> Result<u64, Rejection> {
+    let invalid = || {
+        Rejection::bad_request(format!(
+            "Content-Length {} is not a plain decimal number",
+            quote(value)
+        ))
+    };
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    value.iter().try_fold(0u64, |total, &digit| {
+        total
+            .checked_mul(10)
+            .and_then(|total| total.checked_add(u64::from(digit - b'0')))
+            .ok_or_else(invalid)
+    })
+}
+
+/// The request target bytes the guard lets through: visible ASCII except `#`, which starts a
+/// fragment that clients must not send.
+fn is_target_byte(byte: u8) -> bool {
+    matches!(byte, b'!'..=b'~') && byte != b'#'
+}
+
+fn head_too_large(max: usize) -> Rejection {
+    Rejection::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "head_too_large",
+        format!("the request head is larger than {max} bytes"),
+    )
+}
+
+fn uri_too_long(max: usize) -> Rejection {
+    Rejection::new(
+        StatusCode::URI_TOO_LONG,
+        "uri_too_long",
+        format!("the request target is longer than {max} bytes"),
+    )
+}
+
+pub(super) fn body_too_large(max: u64) -> Rejection {
+    Rejection::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than {max} bytes"),
+    )
+}
