@@ -19,15 +19,17 @@ def render(document: dict) -> str:
     contenders = [name for name in COLOURS if any(name in results
                                                   for results in scenarios.values())]
     throughput = [name for name in scenarios if name != "fixed_rate"]
+    # `direct` is often ten times any proxy and would flatten their bars; the table has it.
+    proxies = [name for name in contenders if name != "direct"]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
              f'height="{2 * PANEL_HEIGHT + 3 * MARGIN_TOP + 30}" '
              f'viewBox="0 0 {WIDTH} {2 * PANEL_HEIGHT + 3 * MARGIN_TOP + 30}">',
              f'<rect width="100%" height="100%" fill="white"/>']
     parts += _bar_panel(
-        title="Throughput, requests per second (higher is better)",
+        title="Proxy throughput, requests per second (higher is better)",
         top=MARGIN_TOP,
         groups=throughput,
-        series=contenders,
+        series=proxies,
         value=lambda group, series: scenarios.get(group, {}).get(series, {}).get("rps"))
 
     latency_source = "fixed_rate" if "fixed_rate" in scenarios else "repeated_token"
@@ -101,6 +103,8 @@ def _nice_ceiling(value: float) -> float:
 def _format(value: float) -> str:
     if value >= 1000:
         return f"{value:,.0f}"
-    if value >= 10:
+    if value >= 10 and value == int(value):
         return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
     return f"{value:.2f}".rstrip("0").rstrip(".") or "0"

@@ -16,8 +16,8 @@ from pathlib import Path
 from .procs import Process, free_port, http_get, wait_until
 from .setup import Binaries, TokenSet
 
-# The path every load run requests: the order app's "get an order" route, so the proxies'
-# route matching sees a realistic path.
+# The path every load run requests: the order app's "get an order" route, so the proxies
+# match routes against a realistic path.
 REQUEST_PATH = "/orders/bench"
 UPSTREAM_MARKER = "x-bench-upstream"
 # Clock skew allowed on `exp`, the default of both Portcullis and Envoy's jwt_authn.
@@ -28,7 +28,7 @@ TOKEN_CACHE_ENTRIES = 10_000
 
 @dataclass
 class RunContext:
-    """What every contender shares in one run."""
+    """Settings and files that every contender of one run shares."""
 
     work: Path
     binaries: Binaries

@@ -1,4 +1,4 @@
-"""The load generators: wrk for closed-loop runs (as fast as the target answers) and k6 for
+"""The load generators: wrk for closed-loop runs (each connection sends its next request when a response arrives) and k6 for
 open-loop runs at a fixed arrival rate. Both run pinned to the load CPU."""
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ def build(meta: dict, contenders: dict[str, dict], scenarios: dict[str, dict]) -
 
 
 def ratios(contenders: dict, scenarios: dict) -> dict:
-    """Each proxy's figures divided by Envoy's and HAProxy's, per scenario. Above 1 is better
-    for rps and worse for p99_ms, rss_mb and cpu_s."""
+    """Divide each proxy's figures by Envoy's and HAProxy's, per scenario. A ratio above 1 is
+    better for rps and worse for p99_ms, rss_mb and cpu_s."""
     table: dict = {}
     for proxy in PROXIES:
         for reference in REFERENCES:
@@ -180,7 +180,7 @@ def _cell(result: dict | None, field: str, form: str) -> str:
 
 
 def result_rows(document: dict) -> list[list[str]]:
-    """One row per scenario and contender: scenario, contender, the table fields, errors."""
+    """Build one table row per scenario and contender: the names, the figures, the errors."""
     rows = []
     for scenario, results in document["scenarios"].items():
         for contender, result in results.items():

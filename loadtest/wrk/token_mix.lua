@@ -8,7 +8,7 @@
 -- 80,10,10). Valid requests repeat one token, or use unique.txt in turn when VALID=unique.
 -- The BENCH_JSON line adds `sent_valid`, `sent_expired`, `sent_forged`, and the responses
 -- by class: `status_2xx`, `status_401` and `status_other`. A proxy that checks tokens
--- correctly answers 2xx exactly `sent_valid` times, give or take the requests still in
+-- correctly returns 2xx exactly `sent_valid` times, give or take the requests still in
 -- flight when the run stopped.
 
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"

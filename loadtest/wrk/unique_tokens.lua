@@ -2,7 +2,7 @@
 --
 --   TOKEN_FILE=tokens/unique.txt wrk -t1 -c32 -d10s -s loadtest/wrk/unique_tokens.lua URL
 --
--- TOKEN_FILE holds one token per line, as bench-tokens writes unique.txt. Thread k of
+-- TOKEN_FILE contains one token per line, as bench-tokens writes unique.txt. Thread k of
 -- WRK_THREADS (set it to wrk's -t, default 1) sends tokens k, k+n, k+2n, ..., so threads never
 -- share a token. A thread that reaches the end of the file starts over; the BENCH_JSON line
 -- counts those requests as `reused`, and a run with reused > 0 needs a longer file.

@@ -27,7 +27,7 @@ pub enum SigningAlgorithm {
 }
 
 impl SigningAlgorithm {
-    /// The JOSE name, as in a token's `alg` header.
+    /// Returns the JOSE name, as in a token's `alg` header.
     pub fn name(self) -> &'static str {
         match self {
             SigningAlgorithm::Rs256 => "RS256",
@@ -186,25 +186,27 @@ impl SigningKey {
         })
     }
 
-    /// The private key as PKCS#8 PEM. Write it only to files with [`crate::files::PRIVATE_FILE_MODE`].
+    /// Returns the private key as PKCS#8 PEM. Write it only to files with
+    /// [`crate::files::PRIVATE_FILE_MODE`].
     pub fn private_pem(&self) -> &str {
         &self.private_pem
     }
 
-    /// The public key as SPKI PEM (`BEGIN PUBLIC KEY`).
+    /// Returns the public key as SPKI PEM (`BEGIN PUBLIC KEY`).
     pub fn public_pem(&self) -> &str {
         &self.public_pem
     }
 
-    /// The public key as a JWK with `kid`, `use` and `alg`.
+    /// Returns the public key as a JWK with `kid`, `use` and `alg`.
     pub fn jwk(&self) -> &Value {
         &self.jwk
     }
 
-    /// Signs `claims` as a compact JWS with this key's `alg` and `kid`.
-    pub fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
+    /// Signs `claims` as a compact JWS with this key's `alg` and `kid` and the header `typ`.
+    pub fn sign(&self, claims: &impl Serialize, typ: &str) -> Result<String, KeyError> {
         let mut header = Header::new(self.algorithm.jwt_algorithm());
         header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding_key).map_err(|source| KeyError::Sign {
             algorithm: self.algorithm.name(),
             source,

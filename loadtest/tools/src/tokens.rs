@@ -25,6 +25,8 @@ pub struct TokenSpec {
     pub lifetime_secs: i64,
     /// The issue time, in seconds since the Unix epoch.
     pub now: i64,
+    /// The header `typ`: `at+jwt` for RFC 9068 access tokens, as the demo STS issues.
+    pub typ: String,
     /// Makes `jti` values unique across runs, so no contender can reuse a cached result.
     pub run_id: String,
 }
@@ -112,7 +114,7 @@ fn sign_one(
         exp,
         jti: format!("{}-{index}", spec.run_id),
     };
-    key.sign(&claims)
+    key.sign(&claims, &spec.typ)
 }
 
 #[cfg(test)]
@@ -133,6 +135,7 @@ mod tests {
             scope: "foo bar".into(),
             lifetime_secs: 600,
             now: 1_700_000_000,
+            typ: "at+jwt".into(),
             run_id: "run".into(),
         }
     }

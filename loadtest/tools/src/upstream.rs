@@ -1,8 +1,8 @@
 //! The minimal upstream app of the benchmark: every contender, and the `direct` baseline,
 //! forwards to this same server, so differences come from the proxies alone.
 //!
-//! It answers every request with a small JSON body and `x-bench-upstream: 1`, which tells a
-//! response from the app apart from one a proxy wrote itself. It also serves the benchmark's
+//! It returns a small JSON body with `x-bench-upstream: 1` for every request. The header tells
+//! a response from the app apart from one a proxy wrote itself. It also serves the benchmark's
 //! JWKS at [`JWKS_PATH`], standing in for the token issuer, and counts the requests it served
 //! at [`COUNT_PATH`], so a check can prove that a rejected request never reached it.
 
@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// Where the JWKS is served, as an issuer would publish it.
+/// Path of the JWKS document, as an issuer would publish it.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Returns the number of requests served, apart from this path and [`JWKS_PATH`].
 pub const COUNT_PATH: &str = "/.bench/requests";
@@ -78,7 +78,7 @@ async fn respond(
         }
     }
     state.served.fetch_add(1, Ordering::Relaxed);
-    // Read the whole body, as a real app would, before answering.
+    // Read the whole body before responding, as a real app would.
     let _ = request.into_body().collect().await;
     Ok(json_response(Bytes::from_static(BODY)))
 }

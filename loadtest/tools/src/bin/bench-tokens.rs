@@ -15,10 +15,11 @@ use portcullis_loadtest::tokens::{sign_batch, TokenSpec, Validity};
 
 /// Generates a signing key (or loads one) and signs token sets with it.
 ///
-/// Writes into --out: jwks.json and public-key.pem (the public key), signing-key.pem (only for
-/// a generated key, mode 0600), valid.txt (one token), unique.txt (--unique distinct tokens),
-/// expired.txt and forged.txt (--invalid each; forged tokens carry the same kid but are signed
-/// by another key), and tokens.json describing the set. Token files hold one token per line.
+/// Writes into --out: jwks.json and public-key.pem with the public key, and signing-key.pem
+/// (mode 0600) when the key was generated. The token files contain one token per line:
+/// valid.txt one token, unique.txt --unique distinct tokens, expired.txt and forged.txt
+/// --invalid tokens each. Forged tokens carry the real kid but are signed by another key.
+/// tokens.json describes the set.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -45,6 +46,10 @@ struct Args {
     /// The `client_id` claim.
     #[arg(long, default_value = "applicationid")]
     client_id: String,
+
+    /// The header `typ`; `at+jwt` marks an RFC 9068 access token, as the demo STS issues.
+    #[arg(long, default_value = "at+jwt")]
+    typ: String,
 
     /// Number of distinct valid tokens in unique.txt.
     #[arg(long, default_value_t = 1000)]
@@ -103,7 +108,7 @@ fn run(args: &Args) -> Result<(), String> {
             key
         }
     };
-    // The forger knows the kid but not the private key.
+    // Forged tokens carry the real kid, signed with a key the issuer never published.
     let forger = SigningKey::generate(args.alg, &args.kid).map_err(|err| err.to_string())?;
 
     let now = SystemTime::now()
@@ -117,6 +122,7 @@ fn run(args: &Args) -> Result<(), String> {
         scope: args.scope.clone(),
         lifetime_secs: args.lifetime_secs,
         now: i64::try_from(now).map_err(|_| "the system clock is out of range".to_owned())?,
+        typ: args.typ.clone(),
         run_id: format!("{:016x}", rand::thread_rng().gen::<u64>()),
     };
 

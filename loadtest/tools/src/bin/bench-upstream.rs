@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use portcullis_loadtest::upstream;
 
-/// Answers every request with 200 and a small JSON body, on one thread.
+/// Returns 200 and a small JSON body for every request, on one thread.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
