@@ -1,0 +1,504 @@
+//! Fixtures for the token tests: signing keys of every family with their public encodings,
+//! raw token assembly, a JWKS server that counts every request it receives, and sidecar
+//! configurations with one or more providers. Everything listens on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use portcullis::config::Config;
+use portcullis::RunningSidecar;
+
+use super::{now, wait_ready, Reply, WAIT_LIMIT};
+
+/// The issuer of the default provider.
+pub const ISSUER: &str = "https://sts.test";
+/// The audience of the default provider.
+pub const AUDIENCE: &str = "orders";
+
+/// Encodes bytes as unpadded base64url, the encoding of every JWS segment.
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes a base64url segment, for tests that rework a signature.
+pub fn unb64(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(text).expect("base64url segment")
+}
+
+/// Joins already encoded segments into a compact JWS.
+pub fn assemble(header_json: &str, payload_json: &str, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        b64(header_json),
+        b64(payload_json),
+        b64(signature)
+    )
+}
+
+/// Decodes a hexadecimal constant such as a curve order.
+pub fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
+/// RFC 9068 access-token claims from [`ISSUER`] for [`AUDIENCE`], valid for ten minutes.
+pub fn claims() -> Value {
+    let now = now();
+    json!({
+        "iss": ISSUER,
+        "sub": "peter",
+        "aud": [AUDIENCE, "inventory"],
+        "client_id": "applicationid",
+        "scope": "foo bar",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": format!("jti-{}", rand::random::<u64>()),
+    })
+}
+
+/// The default claims with `changes` merged in; a `null` change removes the claim.
+pub fn claims_with(changes: Value) -> Value {
+    let mut claims = claims();
+    let object = claims.as_object_mut().expect("claims are an object");
+    for (name, value) in changes.as_object().expect("changes are an object") {
+        if value.is_null() {
+            object.remove(name);
+        } else {
+            object.insert(name.clone(), value.clone());
+        }
+    }
+    claims
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys
+
+/// A private signing key, its public JWK, and its public key in the encodings an attacker
+/// could try as an HMAC secret.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: String,
+    pub algorithm: Algorithm,
+    encoding: EncodingKey,
+    /// The public JWK with `kid`, `use` and `alg`.
+    pub jwk: Value,
+    /// The public key as (name of the encoding, bytes).
+    pub public_encodings: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// RSA key generation is slow, so each test binary generates at most two keys.
+fn rsa_private_key(slot: usize) -> &'static rsa::RsaPrivateKey {
+    static KEYS: [OnceLock<rsa::RsaPrivateKey>; 2] = [OnceLock::new(), OnceLock::new()];
+    KEYS[slot].get_or_init(|| {
+        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation")
+    })
+}
+
+impl Key {
+    /// An RS256 key from one of two shared RSA keys (`slot` 0 or 1).
+    pub fn rsa(kid: &str, slot: usize) -> Key {
+        use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
+        use rsa::pkcs8::EncodePublicKey;
+        use rsa::traits::PublicKeyParts;
+
+        let private = rsa_private_key(slot);
+        let public = private.to_public_key();
+        let pem = private
+            .to_pkcs1_pem(LineEnding::LF)
+            .expect("PKCS#1 encoding");
+        let jwk = json!({
+            "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+            "n": b64(private.n().to_bytes_be()),
+            "e": b64(private.e().to_bytes_be()),
+        });
+        let public_encodings = vec![
+            (
+                "SPKI PEM",
+                public
+                    .to_public_key_pem(LineEnding::LF)
+                    .expect("SPKI PEM")
+                    .into_bytes(),
+            ),
+            (
+                "PKCS#1 PEM",
+                public
+                    .to_pkcs1_pem(LineEnding::LF)
+                    .expect("PKCS#1 PEM")
+                    .into_bytes(),
+            ),
+            (
+                "SPKI DER",
+                public.to_public_key_der().expect("SPKI DER").into_vec(),
+            ),
+            (
+                "PKCS#1 DER",
+                public.to_pkcs1_der().expect("PKCS#1 DER").into_vec(),
+            ),
+            ("JWK JSON", jwk.to_string().into_bytes()),
+            ("modulus", private.n().to_bytes_be()),
+        ];
+        Key {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA PEM"),
+            jwk,
+            public_encodings,
+        }
+    }
+
+    /// A new ES256 key.
+    pub fn ec(kid: &str) -> Key {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let public = secret.public_key();
+        let pem = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("PKCS#8 encoding");
+        let point = public.to_encoded_point(false);
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+            "x": b64(point.x().expect("uncompressed point")),
+            "y": b64(point.y().expect("uncompressed point")),
+        });
+        let public_encodings = vec![
+            (
+                "SPKI PEM",
+                public
+                    .to_public_key_pem(LineEnding::LF)
+                    .expect("SPKI PEM")
+                    .into_bytes(),
+            ),
+            (
+                "SPKI DER",
+                public.to_public_key_der().expect("SPKI DER").into_vec(),
+            ),
+            ("SEC1 point", point.as_bytes().to_vec()),
+            ("JWK JSON", jwk.to_string().into_bytes()),
+        ];
+        Key {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC PEM"),
+            jwk,
+            public_encodings,
+        }
+    }
+
+    /// A new Ed25519 key.
+    pub fn ed25519(kid: &str) -> Key {
+        use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+        use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+
+        let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let verifying = signing.verifying_key();
+        let pem = signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("PKCS#8 encoding");
+        let jwk = json!({
+            "kty": "OKP", "crv": "Ed25519", "kid": kid, "use": "sig", "alg": "EdDSA",
+            "x": b64(verifying.as_bytes()),
+        });
+        let public_encodings = vec![
+            (
+                "SPKI PEM",
+                verifying
+                    .to_public_key_pem(LineEnding::LF)
+                    .expect("SPKI PEM")
+                    .into_bytes(),
+            ),
+            ("raw", verifying.as_bytes().to_vec()),
+            ("JWK JSON", jwk.to_string().into_bytes()),
+        ];
+        Key {
+            kid: kid.to_owned(),
+            algorithm: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_pem(pem.as_bytes()).expect("Ed25519 PEM"),
+            jwk,
+            public_encodings,
+        }
+    }
+
+    /// Returns this key's JWK without `alg`, so the provider's `algorithms` alone decide
+    /// which algorithms it verifies.
+    pub fn unpinned_jwk(&self) -> Value {
+        let mut jwk = self.jwk.clone();
+        jwk.as_object_mut().expect("JWK is an object").remove("alg");
+        jwk
+    }
+
+    /// The header the STS writes: this key's algorithm, `typ: at+jwt` and its `kid`.
+    pub fn header(&self) -> Value {
+        json!({ "alg": algorithm_name(self.algorithm), "typ": "at+jwt", "kid": self.kid })
+    }
+
+    /// Signs `claims` under [`Key::header`].
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_raw(&self.header().to_string(), &claims.to_string())
+    }
+
+    /// Signs a valid token with the default claims.
+    pub fn token(&self) -> String {
+        self.sign(&claims())
+    }
+
+    /// Signs header and payload text exactly as given, with this key's algorithm.
+    pub fn sign_raw(&self, header_json: &str, payload_json: &str) -> String {
+        self.sign_raw_with(self.algorithm, header_json, payload_json)
+    }
+
+    /// Signs header and payload text with `algorithm`, which must fit this key.
+    pub fn sign_raw_with(
+        &self,
+        algorithm: Algorithm,
+        header_json: &str,
+        payload_json: &str,
+    ) -> String {
+        let input = format!("{}.{}", b64(header_json), b64(payload_json));
+        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, algorithm)
+            .expect("signing");
+        format!("{input}.{signature}")
+    }
+}
+
+/// Signs header and payload text with an HMAC algorithm keyed by `secret`.
+pub fn sign_hmac(
+    algorithm: Algorithm,
+    secret: &[u8],
+    header_json: &str,
+    payload_json: &str,
+) -> String {
+    let input = format!("{}.{}", b64(header_json), b64(payload_json));
+    let key = EncodingKey::from_secret(secret);
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, algorithm).expect("HMAC");
+    format!("{input}.{signature}")
+}
+
+/// Returns the JWS name of `algorithm`, such as `RS256`.
+pub fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::EdDSA => "EdDSA",
+    }
+}
+
+/// Builds a JWKS document from JWKs.
+pub fn jwks(keys: &[&Value]) -> Value {
+    json!({ "keys": keys })
+}
+
+// ---------------------------------------------------------------------------------------
+// Key server
+
+struct KeyServerState {
+    jwks: Mutex<String>,
+    discovery: Mutex<Option<String>>,
+    failing: AtomicBool,
+    /// Requests received, by path.
+    hits: Mutex<HashMap<String, usize>>,
+}
+
+/// An HTTP server on 127.0.0.1 that serves a JWKS at `/jwks.json` and, when set, a
+/// discovery document at `/.well-known/openid-configuration`. Every request to any path is
+/// counted, so a test can prove that nothing was fetched from it.
+pub struct KeyServer {
+    pub addr: SocketAddr,
+    state: Arc<KeyServerState>,
+}
+
+impl KeyServer {
+    /// Starts serving `jwks` until the test's runtime ends.
+    pub async fn start(jwks: Value) -> KeyServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let state = Arc::new(KeyServerState {
+            jwks: Mutex::new(jwks.to_string()),
+            discovery: Mutex::new(None),
+            failing: AtomicBool::new(false),
+            hits: Mutex::new(HashMap::new()),
+        });
+        let served = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = Arc::clone(&served);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| respond(Arc::clone(&state), request));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        KeyServer { addr, state }
+    }
+
+    /// `http://127.0.0.1:<port>`, usable as an issuer for discovery.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/jwks.json", self.base())
+    }
+
+    pub fn set_jwks(&self, jwks: Value) {
+        *self.state.jwks.lock().unwrap() = jwks.to_string();
+    }
+
+    pub fn set_discovery(&self, document: Value) {
+        *self.state.discovery.lock().unwrap() = Some(document.to_string());
+    }
+
+    /// While set, every request gets 500.
+    pub fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Requests received for `path`.
+    pub fn hits(&self, path: &str) -> usize {
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests received for any path.
+    pub fn total_hits(&self) -> usize {
+        self.state.hits.lock().unwrap().values().sum()
+    }
+
+    /// Waits until `/jwks.json` has been requested at least `count` times.
+    pub async fn wait_for_jwks_hits(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+        while self.hits("/jwks.json") < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the key server got {} JWKS requests, expected {count}",
+                self.hits("/jwks.json")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn respond(
+    state: Arc<KeyServerState>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let body = if state.failing.load(Ordering::SeqCst) {
+        None
+    } else {
+        match path.as_str() {
+            "/jwks.json" => Some(state.jwks.lock().unwrap().clone()),
+            "/.well-known/openid-configuration" => state.discovery.lock().unwrap().clone(),
+            _ => None,
+        }
+    };
+    let status = match (&body, state.failing.load(Ordering::SeqCst)) {
+        (Some(_), _) => StatusCode::OK,
+        (None, true) => StatusCode::INTERNAL_SERVER_ERROR,
+        (None, false) => StatusCode::NOT_FOUND,
+    };
+    let response = Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("valid response");
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------
+// Sidecar configuration
+
+/// The TOML of one `[[providers]]` entry that fetches keys from `server`. `extra` adds
+/// lines to the entry, such as `leeway_secs = 5`.
+pub fn provider_toml(issuer: &str, audience: &str, server: &KeyServer, extra: &str) -> String {
+    format!(
+        "[[providers]]\nissuer = {issuer:?}\naudiences = [{audience:?}]\njwks_uri = {:?}\nfetch_timeout_secs = 2\n{extra}\n",
+        server.jwks_uri()
+    )
+}
+
+/// A whole sidecar configuration for an app at `app`, with every listener on port 0.
+/// `body` holds the providers, routes and any other tables.
+pub fn config_toml(app: SocketAddr, body: &str) -> String {
+    format!(
+        "[inbound]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{app}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n{body}"
+    )
+}
+
+/// Starts an in-process sidecar from `toml` without waiting for its keys.
+pub async fn start_unready(dir: &Path, toml: &str) -> RunningSidecar {
+    let config = Config::from_toml(toml, dir)
+        .unwrap_or_else(|err| panic!("invalid test config ({err}):\n{toml}"));
+    portcullis::start(config).await.expect("sidecar starts")
+}
+
+/// Starts an in-process sidecar from `toml` and waits until it is ready.
+pub async fn start(dir: &Path, toml: &str) -> RunningSidecar {
+    let sidecar = start_unready(dir, toml).await;
+    wait_ready(sidecar.admin_addr()).await;
+    sidecar
+}
+
+// ---------------------------------------------------------------------------------------
+// Assertions
+
+/// Asserts a 401 `invalid_token` rejection: status, challenge and JSON body.
+pub fn assert_invalid_token(reply: &Reply, case: &str) {
+    assert_rejection(reply, StatusCode::UNAUTHORIZED, "invalid_token", case);
+}
+
+/// Asserts a rejection with `status` and RFC 6750 `error` code in both the JSON body and,
+/// except for 503, the `WWW-Authenticate` challenge.
+pub fn assert_rejection(reply: &Reply, status: StatusCode, error: &str, case: &str) {
+    assert_eq!(reply.status, status, "{case}: {}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["error"], error, "{case}: {}", reply.body);
+    if status != StatusCode::SERVICE_UNAVAILABLE {
+        let challenge = reply.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains(&format!("error=\"{error}\"")),
+            "{case}: challenge {challenge:?}"
+        );
+    }
+}
