@@ -19,6 +19,10 @@ use rcgen::{
 /// `https://127.0.0.1:PORT` both verify.
 const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
+/// File in the certificate folder listing the extra names the set was issued for, one per
+/// line, so a later run with other names issues a new set instead of reusing this one.
+const EXTRA_NAMES_FILE: &str = "extra-names.txt";
+
 /// A certificate file and its private key file.
 #[derive(Debug, Clone)]
 pub struct CertPair {
@@ -53,8 +57,21 @@ pub enum CertError {
 impl DemoCerts {
     /// Returns the certificates in `dir`, generating all of them if any file is missing.
     pub fn load_or_create(dir: &Path) -> Result<DemoCerts, CertError> {
+        DemoCerts::load_or_create_with_names(dir, &[])
+    }
+
+    /// Like [`DemoCerts::load_or_create`], with every certificate also valid for
+    /// `extra_names` (DNS names or IP addresses), such as the host names of containers or
+    /// the addresses of network namespaces. The set is generated again when it was issued
+    /// for other names.
+    pub fn load_or_create_with_names(
+        dir: &Path,
+        extra_names: &[String],
+    ) -> Result<DemoCerts, CertError> {
         let certs = DemoCerts::paths(dir);
-        if certs.all_files().iter().all(|path| path.is_file()) {
+        let names_file = dir.join(EXTRA_NAMES_FILE);
+        let complete = certs.all_files().iter().all(|path| path.is_file());
+        if complete && read_names(&names_file) == extra_names {
             tracing::info!(dir = %dir.display(), "reusing the demo certificates");
             return Ok(certs);
         }
@@ -62,7 +79,23 @@ impl DemoCerts {
             path: dir.to_owned(),
             source,
         })?;
-        certs.generate()?;
+        certs.generate(extra_names)?;
+        if extra_names.is_empty() {
+            // A set for no extra names is recognised by the file's absence, as before extra
+            // names existed.
+            if let Err(source) = fs::remove_file(&names_file) {
+                if source.kind() != std::io::ErrorKind::NotFound {
+                    return Err(CertError::Write {
+                        path: names_file,
+                        source,
+                    });
+                }
+            }
+        } else {
+            let mut text = extra_names.join("\n");
+            text.push('\n');
+            write_file(&names_file, text.as_bytes(), 0o644)?;
+        }
         tracing::info!(dir = %dir.display(), "generated a demo CA and certificates");
         Ok(certs)
     }
@@ -95,7 +128,7 @@ impl DemoCerts {
         files
     }
 
-    fn generate(&self) -> Result<(), CertError> {
+    fn generate(&self, extra_names: &[String]) -> Result<(), CertError> {
         let generate_error = |name: &str| {
             let name = name.to_owned();
             move |source| CertError::Generate { name, source }
@@ -115,7 +148,11 @@ impl DemoCerts {
 
         let issue = |name: &str, pair: &CertPair, usage: ExtendedKeyUsagePurpose| {
             let key = KeyPair::generate().map_err(generate_error(name))?;
-            let names: Vec<String> = LOCAL_NAMES.iter().map(|n| n.to_string()).collect();
+            let names: Vec<String> = LOCAL_NAMES
+                .iter()
+                .map(|n| n.to_string())
+                .chain(extra_names.iter().cloned())
+                .collect();
             let mut params = CertificateParams::new(names).map_err(generate_error(name))?;
             params.distinguished_name.push(DnType::CommonName, name);
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -143,6 +180,13 @@ impl DemoCerts {
         // set above; a rerun generates a fresh CA.
         write_file(&self.ca, ca_cert.pem().as_bytes(), 0o644)
     }
+}
+
+/// Reads the extra names a set was issued for; a missing file means none.
+fn read_names(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .map(|text| text.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// Writes `contents` atomically: a temporary file created with `mode` in the same folder,
@@ -194,6 +238,33 @@ mod tests {
         let ca_before = fs::read(&first.ca).expect("ca exists");
         let second = DemoCerts::load_or_create(dir.path()).expect("reused");
         assert_eq!(fs::read(&second.ca).expect("ca exists"), ca_before);
+    }
+
+    #[test]
+    fn extra_names_in_certificates() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let names = vec!["inventory".to_owned(), "10.20.30.40".to_owned()];
+        let first = DemoCerts::load_or_create_with_names(dir.path(), &names).expect("generated");
+        let pem = fs::read(&first.inventory.cert).expect("cert exists");
+        let der = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .expect("one certificate")
+            .expect("valid PEM");
+        let text = String::from_utf8_lossy(der.as_ref()).into_owned();
+        assert!(text.contains("inventory"), "DNS name missing");
+        assert!(
+            der.as_ref()
+                .windows(4)
+                .any(|window| window == [10, 20, 30, 40]),
+            "IP address missing"
+        );
+
+        let ca_before = fs::read(&first.ca).expect("ca exists");
+        DemoCerts::load_or_create_with_names(dir.path(), &names).expect("reused");
+        assert_eq!(fs::read(&first.ca).expect("ca exists"), ca_before);
+        DemoCerts::load_or_create(dir.path()).expect("regenerated without the names");
+        assert_ne!(fs::read(&first.ca).expect("ca exists"), ca_before);
+        assert!(!dir.path().join(EXTRA_NAMES_FILE).exists());
     }
 
     #[test]

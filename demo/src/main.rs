@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
+use portcullis_demo::certs::DemoCerts;
 use portcullis_demo::walkthrough::BOOK_ORDER;
 use portcullis_demo::{DemoOptions, RunningDemo};
 
@@ -23,6 +24,29 @@ struct Args {
     /// step behaved as expected, 1 otherwise.
     #[arg(long)]
     walkthrough: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the demo CA and its certificates in a folder, then exit, for containers and
+    /// Kubernetes Secrets. Reuses a complete set issued for the same names.
+    ///
+    /// Writes ca.pem, then NAME.pem and NAME-key.pem for sts, orders, inventory (server
+    /// certificates) and orders-client (the order sidecar's client certificate for mutual
+    /// TLS). Keys get mode 0600.
+    Certs {
+        /// Folder to write the files into, created when missing.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+
+        /// Names the certificates are valid for besides localhost, 127.0.0.1 and ::1:
+        /// DNS names or IP addresses, separated by commas.
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        names: Vec<String>,
+    },
 }
 
 /// How long the sidecars may take to fetch the STS's keys at startup.
@@ -38,6 +62,9 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    if let Some(Command::Certs { out, names }) = &args.command {
+        return write_certs(out, names);
+    }
 
     let demo = match portcullis_demo::start(DemoOptions::book(args.data_dir.clone())).await {
         Ok(demo) => demo,
@@ -77,6 +104,24 @@ async fn main() -> ExitCode {
     println!("Stopping the demo...");
     demo.shutdown().await;
     ExitCode::SUCCESS
+}
+
+fn write_certs(out: &std::path::Path, names: &[String]) -> ExitCode {
+    match DemoCerts::load_or_create_with_names(out, names) {
+        Ok(certs) => {
+            println!(
+                "Demo certificates in {}: CA {}; server certificates for localhost, 127.0.0.1, ::1{}",
+                out.display(),
+                certs.ca.display(),
+                names.iter().map(|name| format!(", {name}")).collect::<String>(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn print_instructions(demo: &RunningDemo) {
