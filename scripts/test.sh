@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, lints, the test suites of every crate, and the demo's
-# walkthrough on the book's ports. Needs only the Rust toolchain; installs curl when missing
-# because some tests run the book's curl commands.
+# Runs every check CI runs: formatting, lints, the test suites of every crate, the demo's
+# walkthrough on the book's ports, and a few-second smoke run of the benchmark runner. Needs
+# the Rust toolchain and Python 3; installs curl when missing because some tests run the
+# book's curl commands, and the benchmark runner installs wrk when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +28,11 @@ echo "==> demo walkthrough on the book's ports"
 data_dir="$(mktemp -d)"
 trap 'rm -rf "$data_dir"' EXIT
 cargo run --locked -q -p portcullis-demo -- --data-dir "$data_dir" --walkthrough
+
+echo "==> benchmark smoke run: Portcullis and direct, one second per scenario"
+bench_dir="$(mktemp -d)"
+trap 'rm -rf "$data_dir" "$bench_dir"' EXIT
+loadtest/bench --smoke --debug-build --contenders direct,portcullis --results-dir "$bench_dir"
+test -s "$bench_dir/latest.json"
 
 echo "==> all checks passed"
