@@ -40,9 +40,9 @@ pub enum AuthFailure {
     /// The token lacks a scope the route requires; `required` lists all of the route's scopes.
     #[error("insufficient scope: the route requires {}", required.join(" "))]
     InsufficientScope { required: Vec<String> },
-    /// The token does not meet the route's requirement on `claim`. Answered like a missing
-    /// scope (403 `insufficient_scope`), because the token is genuine but does not grant
-    /// this request, and a refreshed token would carry the same claims.
+    /// The token does not meet the route's requirement on `claim`. The response is the one
+    /// for a missing scope (403 `insufficient_scope`), because the token is genuine but does
+    /// not grant this request, and a refreshed token would carry the same claims.
     #[error("the token's claim {claim} does not meet the route's requirement")]
     ClaimNotSatisfied { claim: String },
     /// The token's issuer has no keys loaded yet, so the token cannot be checked. The request

@@ -57,7 +57,7 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteRule>,
     pub claim_headers: Vec<ClaimHeader>,
-    /// Where requests may carry their token besides the `Authorization` header.
+    /// The query parameter and cookie that may carry the token besides the header.
     pub token_sources: TokenSources,
     pub outbound: Option<OutboundConfig>,
     pub admin: AdminConfig,

@@ -4,7 +4,7 @@
 //! A set is replaced only by a fetch that yields at least one usable key, so a failing or
 //! empty refresh keeps the previous keys, while a successful one drops removed keys at once.
 //! The previous keys are kept for at most `max_key_staleness` after the last successful
-//! fetch; past that the provider has no keys until a fetch succeeds again (fail closed).
+//! fetch. After that the provider has no keys until a fetch succeeds again (fail closed).
 
 mod backoff;
 mod discovery;

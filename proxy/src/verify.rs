@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use cache::{hash_token, CacheEntry, TokenCache};
 
 pub use error::{format_utc, VerifyError};
-pub use token::MAX_TOKEN_BYTES;
+pub use token::{parse as parse_token, UnverifiedToken, MAX_TOKEN_BYTES};
 
 /// The checked contents of a token the sidecar accepted.
 #[derive(Debug, Clone, PartialEq)]

@@ -64,7 +64,7 @@ impl Fixture {
         assert_eq!(self.app.requests().len(), before + 1, "{case}");
     }
 
-    /// Sends every token and asserts a 401 `invalid_token` that the app never sees.
+    /// Sends every token and asserts a 401 `invalid_token` that never reaches the app.
     async fn assert_all_rejected(&self, cases: &[(String, String)]) {
         let before = self.app.requests().len();
         for (case, token) in cases {

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Uri};
 
 use crate::config::TokenSources;
 
-/// Where a request carried its token.
+/// The part of a request that carried its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
     Header,
@@ -33,8 +33,8 @@ impl fmt::Display for TokenSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundToken<'a> {
     /// The exact token text. A query parameter is form-decoded first, as RFC 6750 section
-    /// 2.3 specifies; a header token with bytes outside ASCII has them replaced by U+FFFD,
-    /// which then fails verification.
+    /// 2.3 specifies. Bytes outside ASCII in a header token become U+FFFD, which then fails
+    /// verification.
     pub text: Cow<'a, str>,
     pub source: TokenSource,
 }
@@ -234,7 +234,7 @@ pub fn strip_token(parts: &mut http::request::Parts, sources: &TokenSources) {
 /// Returns `path_and_query` without the query parameter `name`, or `None` when it has none.
 fn remove_query_parameter(path_and_query: &PathAndQuery, name: &str) -> Option<PathAndQuery> {
     let pairs: Vec<&str> = path_and_query.query()?.split('&').collect();
-    let kept: Vec<&str> = pairs
+    let remaining: Vec<&str> = pairs
         .iter()
         .copied()
         .filter(|pair| {
@@ -244,13 +244,13 @@ fn remove_query_parameter(path_and_query: &PathAndQuery, name: &str) -> Option<P
             key.as_deref() != Some(name)
         })
         .collect();
-    if kept.len() == pairs.len() {
+    if remaining.len() == pairs.len() {
         return None;
     }
-    let rebuilt = if kept.is_empty() {
+    let rebuilt = if remaining.is_empty() {
         path_and_query.path().to_owned()
     } else {
-        format!("{}?{}", path_and_query.path(), kept.join("&"))
+        format!("{}?{}", path_and_query.path(), remaining.join("&"))
     };
     // The text is a valid path and query with pairs removed, so it parses again.
     rebuilt.parse().ok()
@@ -268,16 +268,16 @@ fn remove_cookie(headers: &mut HeaderMap, name: &str) {
             headers.append(COOKIE, value);
             continue;
         };
-        let kept: Vec<&str> = text
+        let remaining: Vec<&str> = text
             .split(';')
             .map(|pair| pair.trim_matches([' ', '\t']))
             .filter(|pair| pair.split_once('=').is_none_or(|(key, _)| key != name))
             .filter(|pair| !pair.is_empty())
             .collect();
-        if kept.is_empty() {
+        if remaining.is_empty() {
             continue;
         }
-        if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+        if let Ok(value) = HeaderValue::from_str(&remaining.join("; ")) {
             headers.append(COOKIE, value);
         }
     }

@@ -11,9 +11,9 @@ pub const STANDARD_QUERY_PARAMETER: &str = "access_token";
 
 /// Where the sidecar looks for a token besides the `Authorization` header.
 ///
-/// Both extra sources are off by default, because a token in a URL ends up in browser
-/// history, proxy logs and `Referer` headers, and a token in a cookie is sent by the browser
-/// on cross-site requests too (RFC 6750 section 5.3 advises against URL tokens).
+/// Both extra sources are off by default. A token in a URL ends up in browser history, proxy
+/// logs and `Referer` headers (RFC 6750 section 5.3 advises against it), and a browser sends
+/// a cookie on cross-site requests too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenSources {
     /// Name of the query parameter that may carry the token.
@@ -40,7 +40,7 @@ pub struct ClaimRequirement {
     pub condition: ClaimCondition,
 }
 
-/// What a claim must look like. Values are JSON strings, integers or booleans, compared
+/// The condition a claim must meet. Values are JSON strings, integers or booleans, compared
 /// with the claim's JSON value of the same type, so the string `"5"` never equals `5`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimCondition {

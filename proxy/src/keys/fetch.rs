@@ -86,7 +86,7 @@ pub enum Fetcher {
     },
 }
 
-/// Where an HTTP fetcher finds the JWKS.
+/// The location an HTTP fetcher reads the JWKS from.
 pub enum HttpTarget {
     /// A configured `jwks_uri`.
     Jwks(Uri),

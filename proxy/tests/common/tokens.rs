@@ -76,7 +76,7 @@ pub fn claims() -> Value {
     })
 }
 
-/// The default claims with `changes` merged in; a `null` change removes the claim.
+/// Returns the default claims with `changes` merged in. A `null` change removes the claim.
 pub fn claims_with(changes: Value) -> Value {
     let mut claims = claims();
     let object = claims.as_object_mut().expect("claims are an object");
@@ -115,7 +115,7 @@ fn rsa_private_key(slot: usize) -> &'static rsa::RsaPrivateKey {
 }
 
 impl Key {
-    /// An RS256 key from one of two shared RSA keys (`slot` 0 or 1).
+    /// Creates an RS256 key from one of two shared RSA keys (`slot` 0 or 1).
     pub fn rsa(kid: &str, slot: usize) -> Key {
         use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
         use rsa::pkcs8::EncodePublicKey;
@@ -166,7 +166,7 @@ impl Key {
         }
     }
 
-    /// A new ES256 key.
+    /// Generates an ES256 key.
     pub fn ec(kid: &str) -> Key {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
         use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -206,7 +206,7 @@ impl Key {
         }
     }
 
-    /// A new Ed25519 key.
+    /// Generates an Ed25519 key.
     pub fn ed25519(kid: &str) -> Key {
         use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
         use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
@@ -248,7 +248,7 @@ impl Key {
         jwk
     }
 
-    /// The header the STS writes: this key's algorithm, `typ: at+jwt` and its `kid`.
+    /// Returns the header the STS writes: this key's algorithm, `typ: at+jwt` and its `kid`.
     pub fn header(&self) -> Value {
         json!({ "alg": algorithm_name(self.algorithm), "typ": "at+jwt", "kid": self.kid })
     }
@@ -366,7 +366,7 @@ impl KeyServer {
         KeyServer { addr, state }
     }
 
-    /// `http://127.0.0.1:<port>`, usable as an issuer for discovery.
+    /// Returns `http://127.0.0.1:<port>`, usable as an issuer for discovery.
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -383,12 +383,12 @@ impl KeyServer {
         *self.state.discovery.lock().unwrap() = Some(document.to_string());
     }
 
-    /// While set, every request gets 500.
+    /// Makes every request get 500 while `failing` is set.
     pub fn set_failing(&self, failing: bool) {
         self.state.failing.store(failing, Ordering::SeqCst);
     }
 
-    /// Requests received for `path`.
+    /// Returns the number of requests received for `path`.
     pub fn hits(&self, path: &str) -> usize {
         self.state
             .hits
@@ -399,7 +399,7 @@ impl KeyServer {
             .unwrap_or(0)
     }
 
-    /// Requests received for any path.
+    /// Returns the number of requests received for any path.
     pub fn total_hits(&self) -> usize {
         self.state.hits.lock().unwrap().values().sum()
     }
@@ -449,7 +449,7 @@ async fn respond(
 // ---------------------------------------------------------------------------------------
 // Sidecar configuration
 
-/// The TOML of one `[[providers]]` entry that fetches keys from `server`. `extra` adds
+/// Returns the TOML of one `[[providers]]` entry that fetches keys from `server`. `extra` adds
 /// lines to the entry, such as `leeway_secs = 5`.
 pub fn provider_toml(issuer: &str, audience: &str, server: &KeyServer, extra: &str) -> String {
     format!(
@@ -458,11 +458,16 @@ pub fn provider_toml(issuer: &str, audience: &str, server: &KeyServer, extra: &s
     )
 }
 
-/// A whole sidecar configuration for an app at `app`, with every listener on port 0.
-/// `body` holds the providers, routes and any other tables.
+/// Returns a whole sidecar configuration for an app at `app`, with every listener on port 0.
+/// `body` contains the providers, routes and any other tables.
 pub fn config_toml(app: SocketAddr, body: &str) -> String {
+    config_toml_with(app, "", body)
+}
+
+/// Returns [`config_toml`] with `inbound_extra` lines added to `[inbound]`.
+pub fn config_toml_with(app: SocketAddr, inbound_extra: &str, body: &str) -> String {
     format!(
-        "[inbound]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{app}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n{body}"
+        "[inbound]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{app}\"\n{inbound_extra}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n{body}"
     )
 }
 

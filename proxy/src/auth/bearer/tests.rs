@@ -180,7 +180,7 @@ fn token_in_two_places_is_ambiguous() {
 }
 
 #[test]
-fn standard_query_parameter_beside_header_is_ambiguous_even_when_off() {
+fn access_token_beside_header_is_ambiguous() {
     let header = authorization(&["Bearer abc"]);
     assert_eq!(
         extract_token(&header, Some("access_token=xyz"), &header_only()),
