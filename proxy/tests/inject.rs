@@ -624,3 +624,50 @@ async fn webhook_health_endpoint() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "ok\n");
 }
+
+// ---------------------------------------------------------------------------------------
+// The repository's Kubernetes manifests
+
+/// The workloads in `k8s/base` carry the sidecar as `portcullis inject` writes it, so the
+/// manifests and the injector cannot drift apart: removing the sidecar and injecting again
+/// gives the committed manifest back.
+#[test]
+fn base_manifests_match_injection() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/base");
+    for file in ["orders.yaml", "inventory.yaml"] {
+        let text = std::fs::read_to_string(base.join(file)).expect("manifest");
+        let committed = parse_yaml(&text)
+            .into_iter()
+            .find(|document| document["kind"] == "Deployment")
+            .expect("a Deployment");
+
+        let mut stripped = committed.clone();
+        let spec = stripped["spec"]["template"]["spec"]
+            .as_object_mut()
+            .expect("pod spec");
+        let init = spec
+            .remove("initContainers")
+            .expect("the sidecar is present");
+        assert_eq!(container_names(&init), ["portcullis"], "{file}");
+        spec["volumes"]
+            .as_array_mut()
+            .expect("volumes")
+            .retain(|volume| {
+                !volume["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("portcullis-")
+            });
+
+        let output = run_inject(&[], Some(&stripped.to_string()));
+        assert!(output.status.success(), "{file}: {}", stderr(&output));
+        assert_eq!(parse_yaml(&stdout(&output))[0], committed, "{file}");
+
+        let again = run_inject(&[], Some(&text));
+        assert_eq!(
+            stdout(&again),
+            text,
+            "{file}: injecting the committed file changes it"
+        );
+    }
+}
