@@ -203,3 +203,176 @@ pub fn normalize_typ(typ: &str) -> Option<String> {
         });
     valid.then(|| name.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{Config, JwksSource};
+
+    const INBOUND: &str = "[inbound]\nupstream = \"http://127.0.0.1:8081\"\n";
+    const PROVIDER: &str = "[[providers]]\nissuer = \"https://sts.test\"\naudiences = [\"orders\"]\njwks_uri = \"https://sts.test/jwks.json\"\n";
+
+    fn parse(extra_provider: &str, rest: &str) -> Result<Config, ConfigError> {
+        let text = format!("{INBOUND}{PROVIDER}{extra_provider}\n{rest}");
+        Config::from_toml(&text, Path::new("/etc/portcullis"))
+    }
+
+    fn error_text(extra_provider: &str, rest: &str) -> String {
+        match parse(extra_provider, rest) {
+            Ok(_) => panic!("accepted: {extra_provider} {rest}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn token_defaults_are_strict() {
+        let config = parse("", "").expect("valid");
+        assert_eq!(config.token_sources, TokenSources::default());
+        let provider = &config.providers[0];
+        assert_eq!(provider.max_key_staleness, Duration::from_secs(86_400));
+        assert_eq!(provider.max_token_lifetime, None);
+        assert_eq!(provider.required_typ, None);
+    }
+
+    #[test]
+    fn token_sources_are_validated() {
+        let config = parse(
+            "",
+            "[token_sources]\nquery_parameter = \"access_token\"\ncookie = \"session\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.token_sources.query_parameter.as_deref(),
+            Some("access_token")
+        );
+        assert_eq!(config.token_sources.cookie.as_deref(), Some("session"));
+
+        for bad in ["\"\"", "\"a=b\"", "\"a;b\"", "\"a b\""] {
+            let text = error_text("", &format!("[token_sources]\ncookie = {bad}\n"));
+            assert!(text.contains("token_sources.cookie"), "{bad}: {text}");
+        }
+    }
+
+    #[test]
+    fn claim_requirements_are_parsed() {
+        let routes = r#"
+[[routes]]
+prefix = "/admin"
+claims = [
+  { claim = "tenant", equals = "acme" },
+  { claim = "level", one_of = [1, 2] },
+  { claim = "groups", contains = "admins" },
+  { claim = "email_verified", present = true },
+]
+"#;
+        let config = parse("", routes).expect("valid");
+        let conditions: Vec<&ClaimCondition> = config.routes[0]
+            .claims
+            .iter()
+            .map(|requirement| &requirement.condition)
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                &ClaimCondition::Equals(json!("acme")),
+                &ClaimCondition::OneOf(vec![json!(1), json!(2)]),
+                &ClaimCondition::Contains(json!("admins")),
+                &ClaimCondition::Present,
+            ]
+        );
+    }
+
+    #[test]
+    fn claim_requirement_needs_one_condition() {
+        let cases = [
+            ("{ claim = \"a\" }", "exactly one"),
+            (
+                "{ claim = \"a\", equals = 1, present = true }",
+                "exactly one",
+            ),
+            ("{ claim = \"a\", present = false }", "present = true"),
+            ("{ claim = \"a\", equals = 1.5 }", "float"),
+            ("{ claim = \"a\", equals = [1] }", "array"),
+            ("{ claim = \"a\", one_of = [] }", "at least one"),
+            ("{ claim = \"\", equals = 1 }", "must name a claim"),
+        ];
+        for (entry, expected) in cases {
+            let text = error_text(
+                "",
+                &format!("[[routes]]\nprefix = \"/x\"\nclaims = [{entry}]\n"),
+            );
+            assert!(text.contains("routes[0].claims[0]"), "{entry}: {text}");
+            assert!(text.contains(expected), "{entry}: {text}");
+        }
+        let open = error_text(
+            "",
+            "[[routes]]\nprefix = \"/x\"\nauth = \"none\"\nclaims = [{ claim = \"a\", present = true }]\n",
+        );
+        assert!(open.contains("routes[0].claims"), "{open}");
+    }
+
+    #[test]
+    fn required_typ_is_normalized() {
+        for (written, stored) in [("at+jwt", "at+jwt"), ("application/AT+JWT", "at+jwt")] {
+            let config = parse(&format!("require_typ = {written:?}"), "").expect("valid");
+            assert_eq!(config.providers[0].required_typ.as_deref(), Some(stored));
+        }
+        for bad in ["", "at jwt", "application/"] {
+            let text = error_text(&format!("require_typ = {bad:?}"), "");
+            assert!(text.contains("require_typ"), "{bad}: {text}");
+        }
+    }
+
+    #[test]
+    fn key_staleness_must_outlast_refresh() {
+        let text = error_text(
+            "refresh_interval_secs = 60\nmax_key_staleness_secs = 60",
+            "",
+        );
+        assert!(text.contains("max_key_staleness_secs"), "{text}");
+        let config = parse(
+            "refresh_interval_secs = 60\nmax_key_staleness_secs = 66",
+            "",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.providers[0].max_key_staleness,
+            Duration::from_secs(66)
+        );
+    }
+
+    #[test]
+    fn token_lifetime_must_be_positive() {
+        let text = error_text("max_token_lifetime_secs = 0", "");
+        assert!(text.contains("max_token_lifetime_secs"), "{text}");
+        let config = parse("max_token_lifetime_secs = 600", "").expect("valid");
+        assert_eq!(
+            config.providers[0].max_token_lifetime,
+            Some(Duration::from_secs(600))
+        );
+    }
+
+    #[test]
+    fn provider_without_jwks_uses_discovery() {
+        let text = format!(
+            "{INBOUND}[[providers]]\nissuer = \"https://sts.test/\"\naudiences = [\"orders\"]\n"
+        );
+        let config = Config::from_toml(&text, Path::new("/")).expect("valid");
+        let expected: http::Uri = "https://sts.test/.well-known/openid-configuration"
+            .parse()
+            .expect("URI");
+        match &config.providers[0].jwks {
+            JwksSource::Discovery(uri) => assert_eq!(uri, &expected),
+            other => panic!("expected discovery, got {other:?}"),
+        }
+
+        let text = format!("{INBOUND}[[providers]]\nissuer = \"sts\"\naudiences = [\"orders\"]\n");
+        let error = Config::from_toml(&text, Path::new("/")).expect_err("no URI issuer");
+        assert!(error.to_string().contains("jwks_uri"), "{error}");
+    }
+}
