@@ -9,7 +9,7 @@ use super::ConfigError;
 /// The query parameter RFC 6750 section 2.3 defines for bearer tokens.
 pub const STANDARD_QUERY_PARAMETER: &str = "access_token";
 
-/// Where the sidecar looks for a token besides the `Authorization` header.
+/// The places besides the `Authorization` header that may carry a token.
 ///
 /// Both extra sources are off by default. A token in a URL ends up in browser history, proxy
 /// logs and `Referer` headers (RFC 6750 section 5.3 advises against it), and a browser sends
