@@ -40,7 +40,7 @@ impl Admin {
         let reason = if self.drain.is_draining() {
             "shutting down"
         } else if !self.keys.is_ready() {
-            "signing keys not loaded yet: the JWKS of at least one provider has not been fetched"
+            "signing keys not loaded: the JWKS of at least one provider has not been fetched yet, or no fetch has succeeded within its max_key_staleness_secs"
         } else {
             return text_response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n");
         };
