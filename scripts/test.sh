@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, lints, the test suites of every crate, the demo's
-# walkthrough on the book's ports, and a few-second smoke run of the benchmark runner. Needs
-# the Rust toolchain and Python 3; installs curl when missing because some tests run the
-# book's curl commands, and the benchmark runner installs wrk when missing.
+# walkthrough on the book's ports, the deployment files against their schemas, and a
+# few-second smoke run of the benchmark runner. Needs the Rust toolchain and Python 3;
+# installs curl when missing because some tests run the book's curl commands, iproute2 for
+# the pods test, the schema validators from PyPI (scripts/validate-deploy.sh), and the
+# benchmark runner installs wrk when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,16 @@ if ! command -v curl >/dev/null 2>&1; then
     fi
 fi
 
+# The pods test (demo/tests/pods.rs) builds pods from network namespaces with iproute2. As
+# root it must run, not skip: CI runs as root.
+if [ "$(id -u)" = 0 ]; then
+    if ! command -v ip >/dev/null 2>&1; then
+        echo "==> installing iproute2 (used by the network-namespace pods test)"
+        apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+    fi
+    export PORTCULLIS_PODS_TEST=require
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -23,6 +35,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --workspace --locked
+
+echo "==> deployment files: compose.yaml and every Kubernetes manifest against their schemas"
+scripts/validate-deploy.sh
 
 echo "==> demo walkthrough on the book's ports"
 data_dir="$(mktemp -d)"
