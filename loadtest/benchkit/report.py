@@ -186,7 +186,8 @@ def result_rows(document: dict) -> list[list[str]]:
         for contender, result in results.items():
             errors = result.get("errors", 0) if "error" not in result else result["error"][:40]
             note = f"{errors}" if errors else ""
-            if result.get("reused"):
+            # `direct` verifies nothing, so a reused token changes nothing there.
+            if result.get("reused") and contender != "direct":
                 note += f" reused {result['reused']}"
             if result.get("dropped"):
                 note += f" dropped {result['dropped']}"
