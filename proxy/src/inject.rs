@@ -5,8 +5,8 @@
 //! ([`sidecar`]):
 //! - `portcullis inject` ([`inject_yaml`]) edits YAML manifests as text, inserting the
 //!   sidecar and leaving every other byte as it was.
-//! - `portcullis injector` ([`injector`]) is a mutating admission webhook that answers each
-//!   pod creation with a JSON Patch ([`webhook`]).
+//! - `portcullis injector` ([`injector`]) is a mutating admission webhook that returns a
+//!   JSON Patch for each pod creation ([`webhook`]).
 //!
 //! Modules:
 //! - `tree`: YAML documents as node trees with byte offsets.
@@ -60,7 +60,7 @@ impl Default for InjectOptions {
     }
 }
 
-/// What happened to one pod or workload.
+/// The result of injection for one pod or workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Injected,

@@ -10,7 +10,7 @@ use std::time::Duration;
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9901/readyz";
 
 /// Connect, write and read time limit. Container health checks usually allow a few seconds
-/// per run, and a loopback request answers in far less.
+/// per run, and a loopback request completes in far less.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Largest response read; admin responses are a few hundred bytes.

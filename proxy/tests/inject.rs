@@ -1,6 +1,6 @@
 //! `portcullis inject` and `portcullis injector` as a user runs them: the binary on files and
-//! standard input, and the webhook on 127.0.0.1 over HTTPS answering real `AdmissionReview`
-//! requests with a JSON Patch.
+//! standard input, and the webhook on 127.0.0.1 over HTTPS, which receives real
+//! `AdmissionReview` requests and returns a JSON Patch.
 
 mod common;
 
@@ -335,8 +335,8 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         .and_then(|addr| addr.parse().ok())
 }
 
-/// A pod as the ReplicaSet controller creates it, with the fields the API server has set by
-/// the time mutating webhooks run.
+/// Builds a pod as the ReplicaSet controller creates it, with the fields the API server has
+/// set by the time mutating webhooks run.
 fn replica_set_pod(annotations: Value) -> Value {
     json!({
         "kind": "Pod",
@@ -399,7 +399,7 @@ fn replica_set_pod(annotations: Value) -> Value {
     })
 }
 
-/// An `AdmissionReview` as the API server sends it for a pod creation.
+/// Wraps `pod` in an `AdmissionReview` as the API server sends it for a pod creation.
 fn pod_review(uid: &str, pod: Value) -> Value {
     json!({
         "kind": "AdmissionReview",

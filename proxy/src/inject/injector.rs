@@ -38,7 +38,7 @@ pub const REVIEW_PATH: &str = "/inject";
 /// 4 MiB leaves room without letting one request take much memory.
 const MAX_REVIEW_BYTES: usize = 4 * 1024 * 1024;
 
-/// Where and how the webhook serves.
+/// Listener address, certificate and injection options of the webhook server.
 #[derive(Debug, Clone)]
 pub struct InjectorConfig {
     pub listen: SocketAddr,
@@ -61,8 +61,8 @@ pub enum InjectorError {
     },
 }
 
-/// A client that connects and never finishes the TLS handshake would otherwise hold a task
-/// and a socket; a handshake takes far less on any working network.
+/// Time limit of a TLS handshake. Without it, a client that connects and never finishes the
+/// handshake would hold a task and a socket. A handshake takes far less on any working network.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A failing `accept` (usually out of file descriptors) would otherwise spin the loop.

@@ -17,7 +17,7 @@ pub(crate) struct Workload<'a> {
     pub spec: Option<&'a Node>,
 }
 
-/// What to do with one workload.
+/// The injection decision for one workload.
 #[derive(Debug)]
 pub(crate) enum Decision<'a> {
     NotOptedIn,
@@ -27,7 +27,7 @@ pub(crate) enum Decision<'a> {
     Inject(Plan<'a>),
 }
 
-/// Where injection adds the sidecar in one pod spec.
+/// The places in one pod spec where injection adds the sidecar.
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
     pub settings: Settings,

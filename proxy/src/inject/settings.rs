@@ -33,7 +33,7 @@ pub const DEFAULT_INBOUND_PORT: u16 = 9443;
 /// network by injection so the kubelet can probe it).
 pub const DEFAULT_ADMIN_PORT: u16 = 9901;
 
-/// What the annotations ask for.
+/// The injection request the annotations make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Request {
     /// No `portcullis.io/inject` annotation, or `disabled`.

@@ -1,6 +1,6 @@
-//! What injection adds to a pod: the sidecar as a native sidecar container (an init container
-//! with `restartPolicy: Always`, Kubernetes 1.29 and later) and the two volumes it mounts,
-//! plus the YAML and JSON text of those additions.
+//! The additions injection makes to a pod: the sidecar as a native sidecar container (an init
+//! container with `restartPolicy: Always`, Kubernetes 1.29 and later) and the two volumes it
+//! mounts, plus the YAML and JSON text of those additions.
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -11,19 +11,19 @@ use super::settings::Settings;
 /// as injected.
 pub const CONTAINER_NAME: &str = "portcullis";
 
-/// Volume with the ConfigMap that holds `portcullis.toml`.
+/// Volume with the ConfigMap that contains `portcullis.toml`.
 pub const CONFIG_VOLUME: &str = "portcullis-config";
 
 /// Volume with the TLS Secret.
 pub const TLS_VOLUME: &str = "portcullis-tls";
 
-/// Where the ConfigMap is mounted.
+/// Mount path of the ConfigMap.
 pub const CONFIG_DIR: &str = "/etc/portcullis/config";
 
 /// The file the sidecar reads: the `portcullis.toml` key of the ConfigMap.
 pub const CONFIG_FILE: &str = "/etc/portcullis/config/portcullis.toml";
 
-/// Where the Secret's keys appear as files (`tls.crt`, `tls.key`, `ca.crt`, ...).
+/// Mount path of the Secret, whose keys appear as files (`tls.crt`, `tls.key`, `ca.crt`, ...).
 pub const TLS_DIR: &str = "/etc/portcullis/tls";
 
 /// Name of the container port of the inbound listener; a Service targets it by this name.
@@ -141,8 +141,8 @@ pub(crate) fn container(image: &str, settings: &Settings) -> Template {
 
 /// Requests and limits of the sidecar container.
 ///
-/// NOTE: sized from one measurement of the release binary (see `docs/deployment.md`, "Sizing
-/// the sidecar"), not from production traffic; raise the memory limit for many concurrent
+/// NOTE: sized from one benchmark run of the release binary (`docs/deployment.md`, "Sizing
+/// the sidecar"), not from production traffic. Raise the memory limit for many concurrent
 /// connections or a larger verified-token cache.
 fn resources() -> Template {
     map(vec![
@@ -174,8 +174,8 @@ fn mount(volume: &str, path: &str) -> Template {
 }
 
 /// Builds the two volumes the sidecar mounts. The Secret is optional, because a sidecar
-/// whose configuration uses no TLS file needs none; one that does fails at startup with an
-/// error naming the missing file.
+/// whose configuration uses no TLS file needs none. A sidecar that does use one fails at
+/// startup with an error naming the missing file.
 pub(crate) fn volumes(settings: &Settings) -> Vec<Template> {
     vec![
         map(vec![
@@ -222,7 +222,8 @@ impl Serialize for Template {
 impl Template {
     /// Returns compact JSON, which is also valid YAML flow syntax.
     pub fn to_json_text(&self) -> String {
-        // Serializing strings, integers and booleans into a String cannot fail.
+        // serde_json fails only on non-string map keys and on failing `Serialize` impls, and
+        // `Template` has string keys and only strings, integers and booleans as leaves.
         serde_json::to_string(self).unwrap_or_default()
     }
 

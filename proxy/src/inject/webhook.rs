@@ -80,7 +80,7 @@ pub enum VerdictOutcome {
     Rejected(String),
 }
 
-/// Answers one review: returns the response `AdmissionReview` and the verdict to log.
+/// Reviews one request: returns the response `AdmissionReview` and the verdict to log.
 pub fn review(body: &[u8], options: &InjectOptions) -> Result<(Value, Verdict), ReviewError> {
     let review: Review = serde_json::from_slice(body)?;
     if review.api_version != ADMISSION_API_VERSION || review.kind != "AdmissionReview" {
