@@ -2,18 +2,17 @@
 //! (`/metrics`). It serves plain HTTP and is meant to listen on loopback or the pod network
 //! only.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::server::{ConnectionInfo, Handler};
 use crate::shutdown::DrainFlag;
-use crate::upstream::{full_body, json_response, ProxyBody};
+use crate::upstream::{full_body, json_response, ProxyBody, RequestBody};
 
 /// The content type of the Prometheus text exposition format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -21,7 +20,8 @@ const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 /// Handler for the admin endpoints of one sidecar.
 pub struct Admin {
     metrics: Metrics,
-    keys: Arc<KeyStore>,
+    /// Replaced when a reload changes the providers.
+    keys: RwLock<Arc<KeyStore>>,
     drain: DrainFlag,
 }
 
@@ -29,9 +29,20 @@ impl Admin {
     pub fn new(metrics: Metrics, keys: Arc<KeyStore>, drain: DrainFlag) -> Admin {
         Admin {
             metrics,
-            keys,
+            keys: RwLock::new(keys),
             drain,
         }
+    }
+
+    /// Makes readiness follow `keys` from now on.
+    pub fn set_keys(&self, keys: Arc<KeyStore>) {
+        // A poisoned lock only means a panic elsewhere while swapping; the slot is valid.
+        *self.keys.write().unwrap_or_else(|err| err.into_inner()) = keys;
+    }
+
+    fn keys_ready(&self) -> bool {
+        let keys = self.keys.read().unwrap_or_else(|err| err.into_inner());
+        keys.is_ready()
     }
 
     /// Returns 200 when every provider has keys and no shutdown has started, else 503 with the
@@ -39,7 +50,7 @@ impl Admin {
     fn readiness(&self) -> Response<ProxyBody> {
         let reason = if self.drain.is_draining() {
             "shutting down"
-        } else if !self.keys.is_ready() {
+        } else if !self.keys_ready() {
             "signing keys not loaded: the JWKS of at least one provider has not been fetched yet, or no fetch has succeeded within its max_key_staleness_secs"
         } else {
             return text_response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n");
@@ -54,7 +65,7 @@ impl Admin {
 impl Handler for Admin {
     async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         _connection: ConnectionInfo,
     ) -> Response<ProxyBody> {
         let path = request.uri().path();

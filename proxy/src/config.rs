@@ -100,7 +100,7 @@ pub struct ServerTlsConfig {
 }
 
 /// Where a provider's signing keys come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JwksSource {
     /// Fetched over HTTP(S) at startup and on refresh.
     Uri(Uri),
@@ -113,7 +113,7 @@ pub enum JwksSource {
 }
 
 /// One token issuer the sidecar trusts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     /// Exact value the token's `iss` claim must have.
     pub issuer: String,

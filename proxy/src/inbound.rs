@@ -1,36 +1,55 @@
-//! The inbound listener's request handler: authorize, rewrite headers, forward to the app.
+//! The inbound listener's request handler: check the target, authorize, rewrite headers,
+//! forward to the app.
 //!
-//! Every forwarded request loses client-sent identity headers and hop-by-hop headers, gains
-//! the verified identity headers and `X-Forwarded-For`/`X-Forwarded-Proto`, and keeps its
-//! body streaming. A rejected request gets its response here and never reaches the app.
+//! Every forwarded request has its target in normal origin form ([`target`]), loses
+//! client-sent identity, hop-by-hop and routing-override headers, gains the verified
+//! identity headers and `X-Forwarded-For`/`X-Forwarded-Proto`, and keeps its body streaming.
+//! A rejected request gets its response here and never reaches the app.
 
+pub mod target;
+
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use http::header::HOST;
-use http::{HeaderValue, Method, Request, Response, Uri, Version};
+use http::header::{EXPECT, HOST};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::access_log::{self, Direction, RequestRecord};
-use crate::auth::{bearer, Authorizer};
+use crate::auth::{bearer, AuthFailure, Authorizer, InvalidRequest};
 use crate::config::{ClaimHeader, InboundConfig};
 use crate::identity;
 use crate::metrics::Metrics;
+use crate::path;
 use crate::server::{ConnectionInfo, Handler};
-use crate::upstream::headers::{append_forwarded_for, remove_hop_by_hop, set_forwarded_proto};
-use crate::upstream::{json_response, upstream_uri, FailureKind, ProxyBody, UpstreamClient};
+use crate::upstream::headers::{
+    append_forwarded_for, remove_hop_by_hop, remove_routing_overrides, set_forwarded_proto,
+};
+use crate::upstream::{
+    json_response, upstream_uri, FailureKind, ProxyBody, RequestBody, UpstreamClient,
+    UpstreamOptions,
+};
+use target::{Target, TargetError};
 
-/// Handles the requests that arrive for the app.
+/// Handles the requests that arrive for the app. [`Inbound::reload`] replaces its
+/// configuration; requests already running finish with the one they started with.
 pub struct Inbound {
+    state: RwLock<Arc<State>>,
+    metrics: Metrics,
+}
+
+/// Everything a request needs from the configuration.
+struct State {
     authorizer: Authorizer,
     client: UpstreamClient,
     upstream: Uri,
+    upstream_http2: bool,
     realm: String,
     forward_authorization: bool,
     upstream_timeout: Duration,
+    case_insensitive_routes: bool,
     claim_headers: Vec<ClaimHeader>,
-    metrics: Metrics,
 }
 
 /// The response and what the access log needs to know about how it came about.
@@ -38,6 +57,16 @@ struct Outcome {
     response: Response<ProxyBody>,
     subject: Option<String>,
     reason: Option<&'static str>,
+}
+
+impl Outcome {
+    fn rejected(response: Response<ProxyBody>, reason: &'static str) -> Outcome {
+        Outcome {
+            response,
+            subject: None,
+            reason: Some(reason),
+        }
+    }
 }
 
 impl Inbound {
@@ -48,27 +77,68 @@ impl Inbound {
         metrics: Metrics,
     ) -> Inbound {
         Inbound {
+            state: RwLock::new(Arc::new(State::new(config, claim_headers, authorizer))),
+            metrics,
+        }
+    }
+
+    /// Replaces the configuration for requests that start from now on.
+    pub fn reload(
+        &self,
+        config: &InboundConfig,
+        claim_headers: &[ClaimHeader],
+        authorizer: Authorizer,
+    ) {
+        let state = Arc::new(State::new(config, claim_headers, authorizer));
+        // A poisoned lock only means a panic elsewhere while swapping; the slot is still
+        // valid, so the new state replaces it.
+        *self.state.write().unwrap_or_else(|err| err.into_inner()) = state;
+    }
+
+    fn current(&self) -> Arc<State> {
+        Arc::clone(&self.state.read().unwrap_or_else(|err| err.into_inner()))
+    }
+}
+
+impl State {
+    fn new(config: &InboundConfig, claim_headers: &[ClaimHeader], authorizer: Authorizer) -> State {
+        let options = UpstreamOptions {
+            connect_timeout: config.upstream_connect_timeout,
+            http2: config.upstream_http2,
+        };
+        State {
             authorizer,
-            client: UpstreamClient::plain(),
+            client: UpstreamClient::plain(options),
             upstream: config.upstream.clone(),
+            upstream_http2: config.upstream_http2,
             realm: config.realm.clone(),
             forward_authorization: config.forward_authorization,
             upstream_timeout: config.upstream_timeout,
+            case_insensitive_routes: config.case_insensitive_routes,
             claim_headers: claim_headers.to_vec(),
-            metrics,
         }
     }
 
     async fn authorize_and_forward(
         &self,
-        request: Request<Incoming>,
-        method: &Method,
-        path: &str,
+        request: Request<RequestBody>,
+        target: Target,
         connection: ConnectionInfo,
+        metrics: &Metrics,
     ) -> Outcome {
+        let route_path = if self.case_insensitive_routes {
+            path::fold_case(&target.path)
+        } else {
+            target.path.clone()
+        };
         let token = match self
             .authorizer
-            .authorize(method, path, request.uri().query(), request.headers())
+            .authorize(
+                request.method(),
+                &route_path,
+                target.path_and_query.query(),
+                request.headers(),
+            )
             .await
         {
             Ok(token) => token,
@@ -76,11 +146,7 @@ impl Inbound {
                 let response = failure
                     .to_response(&self.realm)
                     .map(|body| body.map_err(|never| match never {}).boxed_unsync());
-                return Outcome {
-                    response,
-                    subject: None,
-                    reason: Some(failure.reason()),
-                };
+                return Outcome::rejected(response, failure.reason());
             }
         };
 
@@ -88,25 +154,36 @@ impl Inbound {
         // Hop-by-hop removal comes first: a `Connection` header naming an identity header
         // must not be able to remove one the sidecar sets below.
         remove_hop_by_hop(&mut parts.headers);
+        remove_routing_overrides(&mut parts.headers);
+        // The listener answered any `Expect: 100-continue` itself when the body was first read.
+        parts.headers.remove(EXPECT);
         identity::strip_identity_headers(&mut parts.headers);
         if let Some(token) = &token {
             identity::set_identity_headers(&mut parts.headers, token, &self.claim_headers);
         }
+        // The app gets the origin-form target the route was matched on.
+        parts.uri = Uri::from(target.path_and_query);
         if !self.forward_authorization {
             bearer::strip_token(&mut parts, self.authorizer.token_sources());
         }
         append_forwarded_for(&mut parts.headers, connection.peer.ip());
         set_forwarded_proto(&mut parts.headers, connection.tls);
-        // HTTP/2 carries the host in `:authority`, but an HTTP/1.1 app expects it in `Host`.
+        // HTTP/2 and absolute-form targets carry the host in the target, but an HTTP/1.1
+        // app expects it in `Host`.
         if !parts.headers.contains_key(HOST) {
-            let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
-            if let Some(value) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            let value = target
+                .authority
+                .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+            if let Some(value) = value {
                 parts.headers.insert(HOST, value);
             }
         }
         parts.uri = upstream_uri(&self.upstream, parts.uri.path_and_query());
-        // The app speaks HTTP/1.1 whatever the downstream used.
-        parts.version = Version::HTTP_11;
+        parts.version = if self.upstream_http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
 
         let subject = token.as_ref().and_then(|token| token.subject.clone());
         match self
@@ -126,7 +203,7 @@ impl Inbound {
             Err(err) => {
                 let kind = err.kind();
                 tracing::warn!(upstream = %self.upstream, error = %err, "forwarding to the app failed");
-                self.metrics
+                metrics
                     .upstream_errors
                     .with_label_values(&[Direction::Inbound.label(), kind.label()])
                     .inc();
@@ -138,21 +215,48 @@ impl Inbound {
             }
         }
     }
+
+    /// Builds the 400 for a target that failed [`target::check`]. Path problems keep the
+    /// RFC 6750 form every other invalid request gets.
+    fn reject_target(&self, error: TargetError) -> Outcome {
+        if let TargetError::Path(problem) = error {
+            let failure = AuthFailure::InvalidRequest(InvalidRequest::UnsafePath(problem));
+            let response = failure
+                .to_response(&self.realm)
+                .map(|body| body.map_err(|never| match never {}).boxed_unsync());
+            return Outcome::rejected(response, failure.reason());
+        }
+        let body = json!({ "error": "invalid_request", "message": error.to_string() });
+        Outcome::rejected(
+            json_response(StatusCode::BAD_REQUEST, &body),
+            "invalid_target",
+        )
+    }
 }
 
 impl Handler for Inbound {
     async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         connection: ConnectionInfo,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
+        let state = self.current();
+        let method: Method = request.method().clone();
 
-        let outcome = self
-            .authorize_and_forward(request, &method, &path, connection)
-            .await;
+        let (outcome, path) = match target::check(&request) {
+            Ok(target) => {
+                let path = target.path.clone();
+                let outcome = state
+                    .authorize_and_forward(request, target, connection, &self.metrics)
+                    .await;
+                (outcome, path)
+            }
+            Err(error) => {
+                let path = request.uri().path().to_owned();
+                (state.reject_target(error), path)
+            }
+        };
 
         access_log::record(
             &self.metrics,

@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use portcullis::config::Config;
-use portcullis::shutdown::Signals;
+use portcullis::shutdown::{ReloadSignal, Signals};
+use portcullis::RunningSidecar;
 
 /// A sidecar proxy that verifies JWT bearer tokens before requests reach the app behind it.
 #[derive(Parser)]
@@ -16,6 +17,8 @@ use portcullis::shutdown::Signals;
 struct Cli {
     /// Run the sidecar with this TOML config file.
     ///
+    /// SIGHUP rereads the file and applies it without dropping connections; an invalid file
+    /// is logged and the running configuration stays. SIGTERM or SIGINT drains and exits.
     /// Relative paths inside the file resolve against its folder. The environment variables
     /// PORTCULLIS_INBOUND_LISTEN, PORTCULLIS_INBOUND_UPSTREAM, PORTCULLIS_ADMIN_LISTEN and
     /// PORTCULLIS_OUTBOUND_LISTEN override the listen and upstream addresses in it. Logging
@@ -151,20 +154,21 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(path, config))
 }
 
-async fn serve(config: Config) -> ExitCode {
-    // Registered before the listeners open, so a signal sent right after startup drains
-    // instead of killing the process.
-    let mut signals = match Signals::register() {
+async fn serve(path: &Path, config: Config) -> ExitCode {
+    // Registered before the listeners open, so a signal sent right after startup drains or
+    // reloads instead of killing the process.
+    let signals = Signals::register().and_then(|signals| Ok((signals, ReloadSignal::register()?)));
+    let (mut signals, mut reload) = match signals {
         Ok(signals) => signals,
         Err(err) => {
-            tracing::error!(error = %err, "cannot install SIGTERM/SIGINT handlers");
+            tracing::error!(error = %err, "cannot install SIGTERM/SIGINT/SIGHUP handlers");
             return ExitCode::FAILURE;
         }
     };
-    let sidecar = match portcullis::start(config).await {
+    let mut sidecar = match portcullis::start(config).await {
         Ok(sidecar) => sidecar,
         Err(err) => {
             tracing::error!(error = %err, "failed to start");
@@ -172,7 +176,19 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
 
-    let signal = signals.recv().await;
+    let signal = loop {
+        tokio::select! {
+            signal = signals.recv() => break signal,
+            () = reload.recv() => {
+                // A termination signal during a reload wins; the reload changes nothing
+                // until its last step, so abandoning it leaves the old configuration.
+                tokio::select! {
+                    () = reload_config(&mut sidecar, path) => {}
+                    signal = signals.recv() => break signal,
+                }
+            }
+        }
+    };
     tracing::info!(signal, "received signal; draining connections");
     tokio::select! {
         () = sidecar.shutdown() => ExitCode::SUCCESS,
@@ -180,6 +196,22 @@ async fn serve(config: Config) -> ExitCode {
             tracing::warn!(signal = second, "received a second signal; exiting without waiting for the drain");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Rereads the config file and applies it, or logs why not and keeps the running one.
+async fn reload_config(sidecar: &mut RunningSidecar, path: &Path) {
+    tracing::info!(config = %path.display(), "received SIGHUP; reloading the configuration");
+    let result = match Config::from_file(path) {
+        Ok(config) => sidecar.reload(config).await.map_err(|err| err.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    if let Err(error) = result {
+        tracing::error!(
+            config = %path.display(),
+            %error,
+            "configuration reload rejected; the previous configuration stays in effect"
+        );
     }
 }
 

@@ -7,13 +7,13 @@
 //! the sidecar cannot be used as an open proxy. `Authorization` and every other end-to-end
 //! header pass unchanged, so the peer's sidecar verifies the caller's token itself.
 
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use http::header::HOST;
 use http::uri::Authority;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use rustls::pki_types::ServerName;
 use serde_json::json;
 
@@ -23,7 +23,10 @@ use crate::metrics::Metrics;
 use crate::server::{ConnectionInfo, Handler};
 use crate::tls::{self, TlsError};
 use crate::upstream::headers::remove_hop_by_hop;
-use crate::upstream::{host_value, json_response, upstream_uri, ProxyBody, UpstreamClient};
+use crate::upstream::{
+    host_value, json_response, upstream_uri, ProxyBody, RequestBody, UpstreamClient,
+    UpstreamOptions,
+};
 
 /// An outbound service whose client could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -52,11 +55,17 @@ struct Route {
     client: UpstreamClient,
 }
 
-/// Handles the requests the local app sends to other services.
+/// Handles the requests the local app sends to other services. [`Outbound::replace`]
+/// swaps in a new set of services; requests already running finish with the old one.
 pub struct Outbound {
+    services: RwLock<Arc<Services>>,
+    metrics: Metrics,
+}
+
+/// The configured services and the response timeout.
+struct Services {
     routes: Vec<Route>,
     upstream_timeout: Duration,
-    metrics: Metrics,
 }
 
 /// The response and the access log's reason for it.
@@ -71,16 +80,33 @@ impl Outbound {
         let routes = config
             .services
             .iter()
-            .map(build_route)
+            .map(|service| build_route(service, config.upstream_connect_timeout))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Outbound {
+        let services = Services {
             routes,
             upstream_timeout: config.upstream_timeout,
+        };
+        Ok(Outbound {
+            services: RwLock::new(Arc::new(services)),
             metrics,
         })
     }
 
-    async fn forward(&self, request: Request<Incoming>) -> Outcome {
+    /// Takes over the services of `other` for requests that start from now on.
+    pub fn replace(&self, other: Outbound) {
+        let services = other
+            .services
+            .into_inner()
+            .unwrap_or_else(|err| err.into_inner());
+        // A poisoned lock only means a panic elsewhere while swapping; the slot is valid.
+        *self.services.write().unwrap_or_else(|err| err.into_inner()) = services;
+    }
+
+    fn current(&self) -> Arc<Services> {
+        Arc::clone(&self.services.read().unwrap_or_else(|err| err.into_inner()))
+    }
+
+    async fn forward(&self, request: Request<RequestBody>) -> Outcome {
         if request.method() == Method::CONNECT {
             let body = json!({
                 "error": "method_not_allowed",
@@ -102,8 +128,9 @@ impl Outbound {
                 reason: Some("missing_host"),
             };
         };
-        let Some(route) = self.routes.iter().find(|route| route.name == host) else {
-            return self.reject_unknown(&host);
+        let services = self.current();
+        let Some(route) = services.routes.iter().find(|route| route.name == host) else {
+            return self.reject_unknown(&services, &host);
         };
 
         let (mut parts, body) = request.into_parts();
@@ -117,7 +144,7 @@ impl Outbound {
 
         match route
             .client
-            .send(Request::from_parts(parts, body), self.upstream_timeout)
+            .send(Request::from_parts(parts, body), services.upstream_timeout)
             .await
         {
             Ok(response) => {
@@ -145,8 +172,8 @@ impl Outbound {
         }
     }
 
-    fn reject_unknown(&self, host: &str) -> Outcome {
-        let known: Vec<&str> = self.routes.iter().map(|r| r.name.as_str()).collect();
+    fn reject_unknown(&self, services: &Services, host: &str) -> Outcome {
+        let known: Vec<&str> = services.routes.iter().map(|r| r.name.as_str()).collect();
         tracing::warn!(
             host,
             "outbound request for a service that is not configured; nothing was sent"
@@ -176,7 +203,7 @@ impl Outbound {
 impl Handler for Outbound {
     async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         _connection: ConnectionInfo,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
@@ -216,10 +243,16 @@ fn target_host<B>(request: &Request<B>) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-fn build_route(service: &OutboundService) -> Result<Route, OutboundError> {
+fn build_route(
+    service: &OutboundService,
+    connect_timeout: Duration,
+) -> Result<Route, OutboundError> {
     let is_https = service.upstream.scheme_str() == Some("https");
     let client = match (&service.tls, is_https) {
-        (None, false) => UpstreamClient::plain(),
+        (None, false) => UpstreamClient::plain(UpstreamOptions {
+            connect_timeout,
+            http2: false,
+        }),
         (None, true) => {
             return Err(OutboundError::TlsMissing {
                 service: service.name.clone(),
@@ -260,7 +293,7 @@ fn build_route(service: &OutboundService) -> Result<Route, OutboundError> {
                     })
                 })
                 .transpose()?;
-            UpstreamClient::tls(config, server_name)
+            UpstreamClient::tls(config, server_name, connect_timeout)
         }
     };
     Ok(Route {

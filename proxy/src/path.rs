@@ -106,6 +106,26 @@ pub fn normalize(method: &Method, path: &str) -> Result<String, PathProblem> {
     Ok(normal)
 }
 
+/// Lower-cases the ASCII letters of a normal-form path, except the hex digits of escapes,
+/// which stay upper case so the result is still in normal form. Case-insensitive routes are
+/// matched on this form.
+pub fn fold_case(path: &str) -> String {
+    let mut folded = String::with_capacity(path.len());
+    let mut escape_digits = 0;
+    for c in path.chars() {
+        if escape_digits > 0 {
+            escape_digits -= 1;
+            folded.push(c);
+        } else if c == '%' {
+            escape_digits = 2;
+            folded.push(c);
+        } else {
+            folded.push(c.to_ascii_lowercase());
+        }
+    }
+    folded
+}
+
 /// Rejects `.` and `..` segments and empty segments other than the one a trailing `/` leaves.
 fn check_segments(path: &str) -> Result<(), PathProblem> {
     let segments: Vec<&str> = path[1..].split('/').collect();
@@ -193,6 +213,13 @@ mod tests {
     }
 
     #[test]
+    fn fold_case_keeps_escapes() {
+        assert_eq!(fold_case("/Reports/CAF%C3%A9"), "/reports/caf%C3%A9");
+        let folded = fold_case("/A%2B");
+        assert_eq!(normal(&folded).as_deref(), Ok(folded.as_str()));
+    }
+
+    #[test]
     fn asterisk_only_for_options() {
         assert_eq!(normalize(&Method::OPTIONS, "*").as_deref(), Ok("*"));
         assert_eq!(normal("*"), Err(PathProblem::NotAbsolute));
@@ -223,8 +250,14 @@ mod tests {
             ("/a%2Fb", PathProblem::EncodedCharacter("%2F".into())),
             ("/a%5cb", PathProblem::EncodedCharacter("%5c".into())),
             ("/a%3bb", PathProblem::EncodedCharacter("%3b".into())),
-            ("/healthz/%2e%2e/admin", PathProblem::EncodedCharacter("%2e".into())),
-            ("/healthz%2f..%2fadmin", PathProblem::EncodedCharacter("%2f".into())),
+            (
+                "/healthz/%2e%2e/admin",
+                PathProblem::EncodedCharacter("%2e".into()),
+            ),
+            (
+                "/healthz%2f..%2fadmin",
+                PathProblem::EncodedCharacter("%2f".into()),
+            ),
             ("/a%2E", PathProblem::EncodedCharacter("%2E".into())),
             ("/a%252f", PathProblem::EncodedCharacter("%25".into())),
             ("/a%00", PathProblem::EncodedCharacter("%00".into())),

@@ -1,37 +1,40 @@
 //! The accept loop every listener runs: plain TCP or TLS (tokio-rustls), HTTP/1.1 and HTTP/2
-//! on the same port (HTTP/2 by ALPN on TLS and by prior knowledge on plain TCP), and the
-//! drain that stops it.
+//! on the same port (HTTP/2 by ALPN on TLS and by prior knowledge otherwise), a cap on open
+//! connections, settings a reload can replace, and the drain that stops it.
+//!
+//! HTTP/1 connections pass through the strict framing guard ([`crate::framing`]) before
+//! hyper parses them. [`connection`] serves each accepted connection.
 
-use std::convert::Infallible;
+mod connection;
+mod service;
+mod sniff;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::upstream::ProxyBody;
-
-/// A client that opens a connection and never finishes the TLS handshake would otherwise
-/// hold a task and a socket forever. A handshake on a working network takes far less.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::config::ListenerLimits;
+use crate::upstream::{ProxyBody, RequestBody};
 
 /// A failing `accept` (usually out of file descriptors) would otherwise spin the loop. A
 /// short pause lets connections close before the next try.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// While connections are refused for being over the limit, one warning per this interval
+/// says how many were refused, instead of one line per connection.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Sent, without reading the request, on a plain connection refused for being over the limit.
+const REFUSED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\nretry-after: 1\r\n\r\n";
 
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -43,19 +46,30 @@ pub struct ConnectionInfo {
 }
 
 /// Request handler for one listener. It turns errors into responses itself, so a connection
-/// ends only when the peer or a shutdown ends it.
+/// ends only when the peer, a limit or a shutdown ends it.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         connection: ConnectionInfo,
     ) -> impl Future<Output = Response<ProxyBody>> + Send;
+}
+
+/// What a listener applies to the connections it accepts. [`ServerHandle::update`] replaces
+/// it for connections accepted afterwards; open connections keep the settings they started
+/// with.
+#[derive(Clone)]
+pub struct ListenerSettings {
+    pub limits: ListenerLimits,
+    /// Serves TLS when set.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// A running accept loop.
 pub struct ServerHandle {
     name: &'static str,
     local_addr: SocketAddr,
+    settings: watch::Sender<Arc<ListenerSettings>>,
     stop: oneshot::Sender<Instant>,
     task: JoinHandle<usize>,
 }
@@ -66,9 +80,20 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// Stops accepting and starts a graceful close of every open connection, which lets
-    /// in-flight requests finish. Waits until all have closed or `deadline` passes, then
-    /// closes the rest and returns how many it closed that way.
+    /// Replaces the settings for connections accepted from now on.
+    pub fn update(&self, settings: ListenerSettings) {
+        self.settings.send_replace(Arc::new(settings));
+    }
+
+    /// Returns whether the listener serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.settings.borrow().tls.is_some()
+    }
+
+    /// Stops accepting and starts a graceful close of every open connection: idle HTTP/1
+    /// connections close, in-flight HTTP/1 responses carry `Connection: close`, and HTTP/2
+    /// connections get GOAWAY. Waits until all have closed or `deadline` passes, then closes
+    /// the rest and returns how many it closed that way.
     pub async fn drain(self, deadline: Instant) -> usize {
         // If the loop has already ended, the send fails and the join below returns at once.
         let _ = self.stop.send(deadline);
@@ -82,25 +107,28 @@ impl ServerHandle {
     }
 }
 
-/// Starts serving `listener` with `handler`, over TLS when `tls` is set. `name` labels logs.
+/// Starts serving `listener` with `handler` and `settings`. `name` labels logs.
 pub fn spawn<H: Handler>(
     name: &'static str,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    settings: ListenerSettings,
     handler: Arc<H>,
 ) -> io::Result<ServerHandle> {
     let local_addr = listener.local_addr()?;
     let (stop, stop_rx) = oneshot::channel();
+    let (settings, settings_rx) = watch::channel(Arc::new(settings));
     let server = Server {
         name,
-        tls,
         handler,
-        http: http_builder(),
+        settings: settings_rx,
+        open: Arc::new(AtomicUsize::new(0)),
+        refusals: Refusals::default(),
     };
     let task = tokio::spawn(server.run(listener, stop_rx));
     Ok(ServerHandle {
         name,
         local_addr,
+        settings,
         stop,
         task,
     })
@@ -108,17 +136,18 @@ pub fn spawn<H: Handler>(
 
 struct Server<H> {
     name: &'static str,
-    tls: Option<TlsAcceptor>,
     handler: Arc<H>,
-    http: auto::Builder<TokioExecutor>,
+    settings: watch::Receiver<Arc<ListenerSettings>>,
+    /// Connections open now.
+    open: Arc<AtomicUsize>,
+    refusals: Refusals,
 }
 
 impl<H: Handler> Server<H> {
     /// Accepts until `stop` fires, then drains. Returns the number of connections cut.
-    async fn run(self, listener: TcpListener, mut stop: oneshot::Receiver<Instant>) -> usize {
-        let graceful = GracefulShutdown::new();
+    async fn run(mut self, listener: TcpListener, mut stop: oneshot::Receiver<Instant>) -> usize {
+        let (drain, _) = watch::channel(false);
         let mut connections = JoinSet::new();
-        let server = Arc::new(self);
 
         let deadline = loop {
             tokio::select! {
@@ -128,33 +157,50 @@ impl<H: Handler> Server<H> {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let span = tracing::info_span!("connection", listener = server.name, %peer);
-                        let connection = Arc::clone(&server).serve(stream, peer, graceful.watcher());
-                        connections.spawn(connection.instrument(span));
+                        let settings = Arc::clone(&self.settings.borrow());
+                        if self.open.load(Ordering::Relaxed) >= settings.limits.max_connections {
+                            self.refuse(stream, &settings);
+                            continue;
+                        }
+                        let slot = OpenSlot::take(&self.open);
+                        let connection = connection::Listener {
+                            name: self.name,
+                            handler: Arc::clone(&self.handler),
+                            settings,
+                            drain: drain.subscribe(),
+                        };
+                        let span = tracing::info_span!("connection", listener = self.name, %peer);
+                        let accepted = Instant::now();
+                        connections.spawn(
+                            async move {
+                                let _slot = slot;
+                                connection.serve(stream, peer, accepted).await;
+                            }
+                            .instrument(span),
+                        );
                     }
                     Err(err) => {
-                        tracing::warn!(listener = server.name, error = %err, "accept failed; retrying");
+                        tracing::warn!(listener = self.name, error = %err, "accept failed; retrying");
                         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     }
                 },
                 // Reaps finished connections so the set does not grow without bound.
                 Some(joined) = connections.join_next(), if !connections.is_empty() => {
                     if let Err(err) = joined {
-                        tracing::error!(listener = server.name, error = %err, "connection task panicked");
+                        tracing::error!(listener = self.name, error = %err, "connection task panicked");
                     }
                 }
             }
         };
         drop(listener);
 
-        let open = connections.len();
         tracing::info!(
-            listener = server.name,
-            open_connections = open,
+            listener = self.name,
+            open_connections = connections.len(),
             "stopped accepting; draining"
         );
+        drain.send_replace(true);
         let drained = tokio::time::timeout_at(deadline, async {
-            graceful.shutdown().await;
             while connections.join_next().await.is_some() {}
         })
         .await;
@@ -163,69 +209,68 @@ impl<H: Handler> Server<H> {
         connections.shutdown().await;
         if drained.is_err() && cut > 0 {
             tracing::warn!(
-                listener = server.name,
+                listener = self.name,
                 connections_cut = cut,
                 "shutdown grace period ended; closed connections that were still open"
             );
         } else {
-            tracing::info!(listener = server.name, "drained");
+            tracing::info!(listener = self.name, "drained");
         }
         cut
     }
 
-    async fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
-        // Latency matters more than packet count for request/response traffic.
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+    /// Closes a connection over the limit at once. A plain connection first gets a 503,
+    /// written without reading its request; TLS connections are closed without a handshake,
+    /// which would cost more than the limit saves.
+    fn refuse(&mut self, stream: TcpStream, settings: &ListenerSettings) {
+        if settings.tls.is_none() {
+            // Best effort: a full socket buffer or a closed peer just means no 503.
+            let _ = stream.try_write(REFUSED_RESPONSE);
         }
-        match &self.tls {
-            None => {
-                let info = ConnectionInfo { peer, tls: false };
-                self.serve_http(stream, info, watcher).await;
-            }
-            Some(acceptor) => {
-                let handshake =
-                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                match handshake.await {
-                    Ok(Ok(tls_stream)) => {
-                        let info = ConnectionInfo { peer, tls: true };
-                        self.serve_http(tls_stream, info, watcher).await;
-                    }
-                    // Logged at info: a rejected client certificate shows up here, and it is
-                    // the first thing to look for when mutual TLS clients cannot connect.
-                    Ok(Err(err)) => tracing::info!(error = %err, "TLS handshake failed"),
-                    Err(_elapsed) => tracing::info!(
-                        timeout = ?TLS_HANDSHAKE_TIMEOUT,
-                        "TLS handshake timed out"
-                    ),
-                }
-            }
-        }
+        drop(stream);
+        self.refusals
+            .count(self.name, settings.limits.max_connections);
     }
+}
 
-    async fn serve_http<IO>(&self, io: IO, info: ConnectionInfo, watcher: Watcher)
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let handler = Arc::clone(&self.handler);
-        let service = service_fn(move |request| {
-            let handler = Arc::clone(&handler);
-            async move { Ok::<_, Infallible>(handler.handle(request, info).await) }
-        });
-        let connection = self.http.serve_connection(TokioIo::new(io), service);
-        if let Err(err) = watcher.watch(connection).await {
-            // Clients resetting or closing mid-request are routine, so this is not a warning.
-            tracing::debug!(error = %err, "connection ended with an error");
+/// Counts refused connections and logs them at most once per [`REFUSAL_LOG_INTERVAL`].
+#[derive(Default)]
+struct Refusals {
+    unlogged: u64,
+    last_log: Option<Instant>,
+}
+
+impl Refusals {
+    fn count(&mut self, listener: &'static str, max_connections: usize) {
+        self.unlogged += 1;
+        let due = self
+            .last_log
+            .is_none_or(|last| last.elapsed() >= REFUSAL_LOG_INTERVAL);
+        if due {
+            tracing::warn!(
+                listener,
+                max_connections,
+                refused = self.unlogged,
+                "connection limit reached; refusing new connections (raise limits.max_connections if this is expected load)"
+            );
+            self.unlogged = 0;
+            self.last_log = Some(Instant::now());
         }
     }
 }
 
-/// HTTP/1.1 and HTTP/2 on one connection type, chosen by the client's first bytes.
-fn http_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The timer turns on hyper 1's default HTTP/1 header read timeout (30 seconds), which
-    // closes connections that send request headers too slowly.
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    builder
+/// One open connection counted against the limit until dropped.
+struct OpenSlot(Arc<AtomicUsize>);
+
+impl OpenSlot {
+    fn take(open: &Arc<AtomicUsize>) -> OpenSlot {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenSlot(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

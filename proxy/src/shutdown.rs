@@ -1,5 +1,7 @@
 //! Graceful shutdown: the signals that start it and the flag that readiness checks read
-//! during a drain. The drain itself is [`crate::sidecar::RunningSidecar::shutdown`].
+//! during a drain. The drain itself is [`crate::sidecar::RunningSidecar::shutdown`]. Also
+//! SIGHUP, which asks for a configuration reload
+//! ([`crate::sidecar::RunningSidecar::reload`]).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +45,25 @@ impl Signals {
         tokio::select! {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+/// SIGHUP, the conventional request to reread the configuration.
+pub struct ReloadSignal(tokio::signal::unix::Signal);
+
+impl ReloadSignal {
+    /// Registers a handler for SIGHUP, replacing its default action (exit).
+    pub fn register() -> io::Result<ReloadSignal> {
+        Ok(ReloadSignal(signal(SignalKind::hangup())?))
+    }
+
+    /// Waits for the next SIGHUP.
+    pub async fn recv(&mut self) {
+        // `None` would mean the signal stream ended, which tokio does not do while the
+        // runtime runs; waiting forever then is the right reading of "no more reloads".
+        if self.0.recv().await.is_none() {
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -1,10 +1,14 @@
 //! Starting and stopping a whole sidecar: the inbound, outbound and admin listeners, the key
-//! refresh task, and the ordered drain on shutdown.
+//! refresh task, and the ordered drain on shutdown. [`reload`] applies a new configuration
+//! to a running sidecar.
+
+mod reload;
+
+pub use reload::ReloadError;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -13,12 +17,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin::Admin;
 use crate::auth::Authorizer;
-use crate::config::Config;
+use crate::config::{Config, ListenerLimits};
 use crate::inbound::Inbound;
 use crate::keys::{KeyError, KeyStore};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, OutboundError};
-use crate::server::{self, ServerHandle};
+use crate::server::{self, ListenerSettings, ServerHandle};
 use crate::shutdown::DrainFlag;
 use crate::tls::{self, TlsError};
 
@@ -45,10 +49,15 @@ pub struct RunningSidecar {
     inbound: ServerHandle,
     outbound: Option<ServerHandle>,
     admin: ServerHandle,
+    inbound_handler: Arc<Inbound>,
+    outbound_handler: Option<Arc<Outbound>>,
+    admin_handler: Arc<Admin>,
+    keys: Arc<KeyStore>,
     metrics: Metrics,
     key_refresh: AbortOnDrop,
     drain: DrainFlag,
-    shutdown_grace: Duration,
+    /// The configuration in effect, which a reload compares against.
+    config: Config,
 }
 
 /// Binds every listener and starts serving. It does not wait for signing keys: the key
@@ -59,16 +68,16 @@ pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
 
     // Everything that reads files comes before binding, so a bad file leaves no port open.
     let inbound_tls = inbound_tls_acceptor(&config)?;
-    let outbound = config
+    let outbound_handler = config
         .outbound
         .as_ref()
-        .map(|outbound| Outbound::new(outbound, metrics.clone()).map(|o| (outbound.listen, o)))
+        .map(|outbound| Outbound::new(outbound, metrics.clone()).map(Arc::new))
         .transpose()?;
     let keys = KeyStore::new(&config.providers, metrics.clone())?;
 
     let inbound_listener = bind("inbound", config.inbound.listen).await?;
-    let outbound_listener = match &outbound {
-        Some((addr, _)) => Some(bind("outbound", *addr).await?),
+    let outbound_listener = match &config.outbound {
+        Some(outbound) => Some(bind("outbound", outbound.listen).await?),
         None => None,
     };
     let admin_listener = bind("admin", config.admin.listen).await?;
@@ -76,33 +85,41 @@ pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
     let drain = DrainFlag::default();
     let key_refresh = AbortOnDrop(keys.spawn());
     let authorizer = Authorizer::new(&config, Arc::clone(&keys), metrics.clone());
-    let inbound_handler = Inbound::new(
+    let inbound_handler = Arc::new(Inbound::new(
         &config.inbound,
         &config.claim_headers,
         authorizer,
         metrics.clone(),
-    );
-    let admin_handler = Admin::new(metrics.clone(), keys, drain.clone());
+    ));
+    let admin_handler = Arc::new(Admin::new(
+        metrics.clone(),
+        Arc::clone(&keys),
+        drain.clone(),
+    ));
 
     let inbound = serve(
         "inbound",
         config.inbound.listen,
         inbound_listener,
-        inbound_tls,
-        inbound_handler,
+        inbound_settings(&config, inbound_tls),
+        Arc::clone(&inbound_handler),
     )?;
-    let outbound = match (outbound_listener, outbound) {
-        (Some(listener), Some((addr, handler))) => {
-            Some(serve("outbound", addr, listener, None, handler)?)
-        }
+    let outbound = match (outbound_listener, &outbound_handler, &config.outbound) {
+        (Some(listener), Some(handler), Some(outbound)) => Some(serve(
+            "outbound",
+            outbound.listen,
+            listener,
+            plain_settings(outbound.limits.clone()),
+            Arc::clone(handler),
+        )?),
         _ => None,
     };
     let admin = serve(
         "admin",
         config.admin.listen,
         admin_listener,
-        None,
-        admin_handler,
+        plain_settings(ListenerLimits::default()),
+        Arc::clone(&admin_handler),
     )?;
 
     tracing::info!(
@@ -117,10 +134,14 @@ pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
         inbound,
         outbound,
         admin,
+        inbound_handler,
+        outbound_handler,
+        admin_handler,
+        keys,
         metrics,
         key_refresh,
         drain,
-        shutdown_grace: config.shutdown_grace,
+        config,
     })
 }
 
@@ -159,8 +180,9 @@ impl RunningSidecar {
     /// counted in the final log line.
     pub async fn shutdown(self) {
         self.drain.start();
-        let deadline = Instant::now() + self.shutdown_grace;
-        tracing::info!(grace = ?self.shutdown_grace, "shutting down");
+        let grace = self.config.shutdown_grace;
+        let deadline = Instant::now() + grace;
+        tracing::info!(?grace, "shutting down");
 
         let mut cut = self.inbound.drain(deadline).await;
         if let Some(outbound) = self.outbound {
@@ -209,19 +231,29 @@ async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, S
         })
 }
 
+/// Returns the inbound listener's settings: its limits and TLS.
+fn inbound_settings(config: &Config, tls: Option<TlsAcceptor>) -> ListenerSettings {
+    ListenerSettings {
+        limits: config.inbound.limits.clone(),
+        tls,
+    }
+}
+
+fn plain_settings(limits: ListenerLimits) -> ListenerSettings {
+    ListenerSettings { limits, tls: None }
+}
+
 /// Starts the accept loop. `addr` is the configured address, for the error message.
 fn serve<H: server::Handler>(
     listener_name: &'static str,
     addr: SocketAddr,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    handler: H,
+    settings: ListenerSettings,
+    handler: Arc<H>,
 ) -> Result<ServerHandle, StartError> {
-    server::spawn(listener_name, listener, tls, Arc::new(handler)).map_err(|source| {
-        StartError::Bind {
-            listener: listener_name,
-            addr,
-            source,
-        }
+    server::spawn(listener_name, listener, settings, handler).map_err(|source| StartError::Bind {
+        listener: listener_name,
+        addr,
+        source,
     })
 }

@@ -4,7 +4,10 @@
 //!
 //! Header rules shared by both directions live in [`headers`].
 
+mod client;
 pub mod headers;
+
+pub use client::{UpstreamClient, UpstreamOptions};
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -12,19 +15,26 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::ServerName;
 
 /// The body of every response a listener sends: either the upstream's body, streamed as it
 /// arrives, or a small body the sidecar wrote itself.
 pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// A failure while reading a request body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Read(#[from] hyper::Error),
+    #[error("the request body is larger than {max} bytes")]
+    TooLarge { max: u64 },
+}
+
+/// The body of every request a listener hands to its handler and forwards, streamed as it
+/// arrives.
+pub type RequestBody = UnsyncBoxBody<Bytes, BodyError>;
 
 /// Wraps bytes the sidecar produced as a [`ProxyBody`].
 pub fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
@@ -98,103 +108,6 @@ impl UpstreamError {
             UpstreamError::Failed { kind, .. } => *kind,
         }
     }
-}
-
-/// An HTTP client for one upstream: plain HTTP/1.1, or TLS offering HTTP/2 and HTTP/1.1 by
-/// ALPN. Clones share one connection pool.
-#[derive(Clone, Debug)]
-pub enum UpstreamClient {
-    Plain(Client<HttpConnector, Incoming>),
-    Tls(Client<HttpsConnector<HttpConnector>, Incoming>),
-}
-
-impl UpstreamClient {
-    /// Creates a client for `http://` upstreams.
-    pub fn plain() -> UpstreamClient {
-        UpstreamClient::Plain(Client::builder(TokioExecutor::new()).build(http_connector()))
-    }
-
-    /// Creates a client for `https://` upstreams. The peer's certificate is verified against
-    /// `server_name` when given, and against the host of each request's URI otherwise.
-    pub fn tls(config: rustls::ClientConfig, server_name: Option<ServerName<'static>>) -> Self {
-        let builder = HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_only();
-        let builder = match server_name {
-            Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
-            None => builder,
-        };
-        let connector = builder
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http_connector());
-        UpstreamClient::Tls(Client::builder(TokioExecutor::new()).build(connector))
-    }
-
-    /// Sends `request` (whose URI must be absolute) and waits at most `timeout` for the
-    /// response headers. The request and response bodies stream and are not limited by the
-    /// timeout.
-    pub async fn send(
-        &self,
-        request: Request<Incoming>,
-        timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let upstream = request.uri().clone();
-        let pending = match self {
-            UpstreamClient::Plain(client) => client.request(request),
-            UpstreamClient::Tls(client) => client.request(request),
-        };
-        match tokio::time::timeout(timeout, pending).await {
-            Err(_elapsed) => Err(UpstreamError::Timeout { upstream, timeout }),
-            Ok(Err(err)) => Err(UpstreamError::Failed {
-                upstream,
-                kind: classify(&err),
-                message: error_chain(&err),
-            }),
-            Ok(Ok(response)) => Ok(response),
-        }
-    }
-}
-
-fn http_connector() -> HttpConnector {
-    let mut connector = HttpConnector::new();
-    // Requests are small and latency-bound, so Nagle's algorithm would only delay them.
-    connector.set_nodelay(true);
-    // The HTTPS connector checks the scheme itself and needs the inner one to accept https.
-    connector.enforce_http(false);
-    connector
-}
-
-fn classify(err: &hyper_util::client::legacy::Error) -> FailureKind {
-    if chain_has_tls_error(err) {
-        FailureKind::Tls
-    } else if err.is_connect() {
-        FailureKind::Connect
-    } else {
-        FailureKind::Protocol
-    }
-}
-
-/// Looks for a rustls error anywhere in the chain. tokio-rustls reports handshake failures
-/// as an `io::Error` that wraps the rustls error, and `io::Error::source` skips the wrapped
-/// error, so each `io::Error`'s payload is checked too.
-fn chain_has_tls_error(err: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(err) = current {
-        if err.is::<rustls::Error>() {
-            return true;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return true;
-            }
-        }
-        current = err.source();
-    }
-    false
 }
 
 /// Joins an error and its sources with `: `, because hyper's top-level messages (such as
@@ -285,14 +198,5 @@ mod tests {
         assert_eq!(FailureKind::Connect.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(FailureKind::Tls.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(FailureKind::Protocol.status(), StatusCode::BAD_GATEWAY);
-    }
-
-    #[test]
-    fn tls_error_found_inside_io_error() {
-        let tls = rustls::Error::General("bad certificate".into());
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
-        assert!(chain_has_tls_error(&io));
-        let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(!chain_has_tls_error(&plain));
     }
 }

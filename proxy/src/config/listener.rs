@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::raw::secs;
 use super::{ConfigError, PathMatch, RouteRule};
+use crate::path;
 
 /// Holds a 12 KiB token several times over, with room for cookies and tracing headers.
 /// Envoy's default limit for request headers is 60 KiB.
@@ -169,14 +170,14 @@ impl RawLimits {
     }
 }
 
-/// Lower-cases the path of every route when `case_insensitive` is set. The inbound listener
-/// then matches the lower-cased request path against them, while the app still receives the
-/// path as sent.
+/// Lower-cases the path of every route with [`path::fold_case`] when `case_insensitive` is
+/// set. The inbound listener then matches the folded request path against them, while the
+/// app still receives the path as sent.
 pub fn fold_route_case(mut routes: Vec<RouteRule>, case_insensitive: bool) -> Vec<RouteRule> {
     if case_insensitive {
         for route in &mut routes {
             match &mut route.path {
-                PathMatch::Exact(path) | PathMatch::Prefix(path) => path.make_ascii_lowercase(),
+                PathMatch::Exact(path) | PathMatch::Prefix(path) => *path = path::fold_case(path),
             }
         }
     }

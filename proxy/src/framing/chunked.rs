@@ -120,7 +120,10 @@ impl ChunkedBody {
 
     /// Advances the state machine by one framing byte.
     fn step(&mut self, byte: u8) -> Result<(), Rejection> {
-        if matches!(self.state, State::Size | State::SizeSpace | State::Extension) {
+        if matches!(
+            self.state,
+            State::Size | State::SizeSpace | State::Extension
+        ) {
             self.line_bytes += 1;
             if self.line_bytes > MAX_CHUNK_LINE_BYTES {
                 return Err(Rejection::bad_request(format!(

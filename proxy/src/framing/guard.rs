@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::{
     BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser, Rejection,
@@ -85,8 +85,14 @@ impl GuardState {
 
 enum Phase {
     Head(HeadParser),
-    Length { remaining: u64, close: bool },
-    Chunked { body: ChunkedBody, close: bool },
+    Length {
+        remaining: u64,
+        close: bool,
+    },
+    Chunked {
+        body: ChunkedBody,
+        close: bool,
+    },
     /// No more bytes go to hyper: the client closed, asked to close, or broke the rules.
     Ended,
 }
@@ -109,13 +115,15 @@ pub struct Http1Guard<IO> {
 }
 
 impl<IO> Http1Guard<IO> {
-    /// Wraps `inner`, whose first bytes `prefix` were already read from it. The head timeout
-    /// of the first request starts now.
+    /// Wraps `inner`, whose first bytes `prefix` were already read from it. The first head
+    /// must be complete by `first_deadline`; each later head gets `head_timeout` from its
+    /// first byte.
     pub fn new(
         inner: IO,
         prefix: &[u8],
         limits: HeadLimits,
         head_timeout: Duration,
+        first_deadline: Instant,
         state: Arc<GuardState>,
     ) -> Http1Guard<IO> {
         let mut guard = Http1Guard {
@@ -125,7 +133,7 @@ impl<IO> Http1Guard<IO> {
             buf: BytesMut::from(prefix),
             ready: 0,
             phase: Phase::Head(HeadParser::new(limits)),
-            head_deadline: Some(Box::pin(tokio::time::sleep(head_timeout))),
+            head_deadline: Some(Box::pin(tokio::time::sleep_until(first_deadline))),
             state,
         };
         guard.process();

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::*;
 
@@ -27,7 +28,11 @@ fn rejected_status(head: &str) -> StatusCode {
 #[test]
 fn valid_heads_give_framing() {
     let cases = [
-        ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", BodyFraming::None, false),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            BodyFraming::None,
+            false,
+        ),
         (
             "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
             BodyFraming::Length(5),
@@ -126,7 +131,10 @@ fn limits_rejected_with_their_status() {
     let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(300));
     assert_eq!(rejected_status(&long_target), StatusCode::URI_TOO_LONG);
     let long_partial_target = format!("GET /{}", "a".repeat(300));
-    assert_eq!(rejected_status(&long_partial_target), StatusCode::URI_TOO_LONG);
+    assert_eq!(
+        rejected_status(&long_partial_target),
+        StatusCode::URI_TOO_LONG
+    );
 
     let big_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(5000));
     assert_eq!(
@@ -247,6 +255,7 @@ async fn guard_output(input: &[u8]) -> (Vec<u8>, Arc<GuardState>) {
         b"",
         LIMITS,
         Duration::from_secs(30),
+        Instant::now() + Duration::from_secs(30),
         Arc::clone(&state),
     );
     let mut output = Vec::new();
@@ -278,7 +287,11 @@ async fn guard_stops_before_smuggled_request() {
 #[tokio::test]
 async fn guard_stops_inside_bad_chunked_body() {
     let head = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-    let input = [&head[..], b"5\r\nhello\r\nzz\r\n\r\nGET /admin HTTP/1.1\r\n\r\n"].concat();
+    let input = [
+        &head[..],
+        b"5\r\nhello\r\nzz\r\n\r\nGET /admin HTTP/1.1\r\n\r\n",
+    ]
+    .concat();
     let (output, state) = guard_output(&input).await;
     assert!(output.starts_with(head));
     assert!(!String::from_utf8_lossy(&output).contains("/admin"));
@@ -308,6 +321,7 @@ async fn guard_times_out_slow_head() {
         b"",
         LIMITS,
         Duration::from_millis(50),
+        Instant::now() + Duration::from_millis(50),
         Arc::clone(&state),
     );
     let mut output = Vec::new();
@@ -324,7 +338,15 @@ async fn guard_uses_prefix_bytes() {
     client.write_all(b"T / HTTP/1.1\r\n\r\n").await.unwrap();
     client.shutdown().await.unwrap();
     let state = Arc::new(GuardState::default());
-    let mut guard = Http1Guard::new(server, b"GE", LIMITS, Duration::from_secs(30), state);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut guard = Http1Guard::new(
+        server,
+        b"GE",
+        LIMITS,
+        Duration::from_secs(30),
+        deadline,
+        state,
+    );
     let mut output = Vec::new();
     guard.read_to_end(&mut output).await.unwrap();
     assert_eq!(output, b"GET / HTTP/1.1\r\n\r\n");

@@ -1,5 +1,6 @@
 //! Header rules for forwarded messages: hop-by-hop headers are removed in both directions,
-//! and inbound requests get `X-Forwarded-For` and `X-Forwarded-Proto`.
+//! inbound requests lose routing-override headers and get `X-Forwarded-For` and
+//! `X-Forwarded-Proto`.
 
 use std::net::IpAddr;
 
@@ -40,6 +41,31 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Headers some frameworks read to override the request's path or method: IIS and Symfony
+/// (`X-Original-URL`, `X-Rewrite-URL`), nginx setups (`X-Original-URI`), Traefik
+/// (`X-Forwarded-Uri`, `X-Forwarded-Prefix`), Envoy (`X-Envoy-Original-Path`) and the
+/// method-override middleware of many frameworks. A client could use them to reach a route
+/// other than the one the sidecar authorized, so they never reach the app.
+const ROUTING_OVERRIDES: [&str; 10] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-envoy-original-path",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Removes every copy of the [`ROUTING_OVERRIDES`] headers.
+pub fn remove_routing_overrides(headers: &mut HeaderMap) {
+    for name in ROUTING_OVERRIDES {
         headers.remove(name);
     }
 }
@@ -101,6 +127,20 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, vec!["x-kept", "authorization"]);
+    }
+
+    #[test]
+    fn routing_overrides_removed() {
+        let mut headers = header_map(&[
+            ("x-original-url", "/healthz"),
+            ("X-Forwarded-Uri", "/healthz"),
+            ("x-http-method-override", "GET"),
+            ("x-http-method-override", "DELETE"),
+            ("x-kept", "1"),
+        ]);
+        remove_routing_overrides(&mut headers);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, vec!["x-kept"]);
     }
 
     #[test]

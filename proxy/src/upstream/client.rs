@@ -1,0 +1,217 @@
+//! [`UpstreamClient`]: the pooled HTTP client that forwards requests, with its connect
+//! timeout, the response timeout, and the one retry of an idempotent request whose
+//! connection was refused.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body, Incoming};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::ServerName;
+use tokio::time::Instant;
+
+use super::{error_chain, FailureKind, RequestBody, UpstreamError};
+
+/// How long an idle pooled connection is kept. Shorter than the 60-second idle timeout of
+/// Portcullis listeners (and of most servers), so this side closes first and never sends a
+/// request into a connection the peer is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before the one retry of a refused connection: long enough for an app that is
+/// restarting to start listening, short enough that a down app still gets 502 at once.
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// How an [`UpstreamClient`] connects.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamOptions {
+    /// Maximum time to open a TCP connection.
+    pub connect_timeout: Duration,
+    /// Speak HTTP/2 with prior knowledge (h2c) to a plain upstream instead of HTTP/1.1.
+    pub http2: bool,
+}
+
+/// An HTTP client for one upstream: plain HTTP/1.1 or h2c, or TLS offering HTTP/2 and
+/// HTTP/1.1 by ALPN. Connections are pooled and reused; clones share one pool.
+#[derive(Clone, Debug)]
+pub enum UpstreamClient {
+    Plain(Client<HttpConnector, RequestBody>),
+    Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
+}
+
+impl UpstreamClient {
+    /// Creates a client for `http://` upstreams.
+    pub fn plain(options: UpstreamOptions) -> UpstreamClient {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        builder.http2_only(options.http2);
+        UpstreamClient::Plain(builder.build(http_connector(options.connect_timeout)))
+    }
+
+    /// Creates a client for `https://` upstreams. The peer's certificate is verified against
+    /// `server_name` when given, and against the host of each request's URI otherwise.
+    pub fn tls(
+        config: rustls::ClientConfig,
+        server_name: Option<ServerName<'static>>,
+        connect_timeout: Duration,
+    ) -> Self {
+        let builder = HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only();
+        let builder = match server_name {
+            Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
+            None => builder,
+        };
+        let connector = builder
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http_connector(connect_timeout));
+        let mut client = Client::builder(TokioExecutor::new());
+        client.pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        UpstreamClient::Tls(client.build(connector))
+    }
+
+    /// Sends `request` (whose URI must be absolute) and waits at most `timeout` for the
+    /// response headers. The request and response bodies stream and are not limited by the
+    /// timeout.
+    ///
+    /// A request whose connection was refused is sent once more after [`RETRY_DELAY`] when
+    /// its method is idempotent and it has no body, because then nothing was sent and the
+    /// request can be rebuilt. Other failures are returned at once.
+    pub async fn send(
+        &self,
+        request: Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let deadline = Instant::now() + timeout;
+        let retry = replayable_copy(&request);
+        let result = self.send_once(request, deadline, timeout).await;
+        match (result, retry) {
+            (Err(err), Some(copy)) if err.kind() == FailureKind::Connect => {
+                tracing::debug!(upstream = %copy.uri(), error = %err, "connection refused; retrying once");
+                tokio::time::sleep(RETRY_DELAY).await;
+                self.send_once(copy, deadline, timeout).await
+            }
+            (result, _) => result,
+        }
+    }
+
+    async fn send_once(
+        &self,
+        request: Request<RequestBody>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let upstream = request.uri().clone();
+        let pending = match self {
+            UpstreamClient::Plain(client) => client.request(request),
+            UpstreamClient::Tls(client) => client.request(request),
+        };
+        match tokio::time::timeout_at(deadline, pending).await {
+            Err(_elapsed) => Err(UpstreamError::Timeout { upstream, timeout }),
+            Ok(Err(err)) => Err(UpstreamError::Failed {
+                upstream,
+                kind: classify(&err),
+                message: error_chain(&err),
+            }),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+/// Returns a copy of `request` to retry with, when it is idempotent (RFC 9110 section
+/// 9.2.2) and has no body.
+fn replayable_copy(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    if !request.method().is_idempotent() || !request.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
+
+fn http_connector(connect_timeout: Duration) -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    // Requests are small and latency-bound, so Nagle's algorithm would only delay them.
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    // The HTTPS connector checks the scheme itself and needs the inner one to accept https.
+    connector.enforce_http(false);
+    connector
+}
+
+fn classify(err: &hyper_util::client::legacy::Error) -> FailureKind {
+    if chain_has_tls_error(err) {
+        FailureKind::Tls
+    } else if err.is_connect() {
+        FailureKind::Connect
+    } else {
+        FailureKind::Protocol
+    }
+}
+
+/// Looks for a rustls error anywhere in the chain. tokio-rustls reports handshake failures
+/// as an `io::Error` that wraps the rustls error, and `io::Error::source` skips the wrapped
+/// error, so each `io::Error`'s payload is checked too.
+fn chain_has_tls_error(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use http_body_util::Full;
+
+    use super::*;
+
+    fn request(method: Method, body: &'static str) -> Request<RequestBody> {
+        let body = Full::new(bytes::Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = "http://127.0.0.1:1/a".parse().unwrap();
+        request.headers_mut().insert("x-a", "1".parse().unwrap());
+        request
+    }
+
+    #[test]
+    fn only_idempotent_bodiless_requests_replay() {
+        let copy = replayable_copy(&request(Method::GET, "")).expect("GET replays");
+        assert_eq!(copy.uri(), "http://127.0.0.1:1/a");
+        assert_eq!(copy.headers()["x-a"], "1");
+        assert!(replayable_copy(&request(Method::DELETE, "")).is_some());
+        assert!(replayable_copy(&request(Method::POST, "")).is_none());
+        assert!(replayable_copy(&request(Method::PUT, "data")).is_none());
+    }
+
+    #[test]
+    fn tls_error_found_inside_io_error() {
+        let tls = rustls::Error::General("bad certificate".into());
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        assert!(chain_has_tls_error(&io));
+        let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!chain_has_tls_error(&plain));
+    }
+}
