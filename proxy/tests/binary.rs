@@ -136,7 +136,8 @@ async fn sigterm_drains_in_flight_request() {
     let token = signer().token();
     let bearer = token.clone();
     let in_flight = tokio::spawn(async move {
-        get(inbound, "/slow?access_token=query-secret", Some(&bearer)).await
+        // Not `access_token`: that parameter beside a header token is rejected as ambiguous.
+        get(inbound, "/slow?api_key=query-secret", Some(&bearer)).await
     });
     app.wait_for_requests(1).await;
     let killed = Command::new("kill")
