@@ -17,7 +17,7 @@ PROXIES = ("portcullis", "envoy", "haproxy")
 REFERENCES = ("envoy", "haproxy")
 TABLE_FIELDS = (("rps", "rps", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"),
                 ("p99_ms", "p99 ms", "{:.2f}"), ("rss_mb", "RSS MiB", "{:.1f}"),
-                ("cpu_s", "CPU s/100k", "{:.2f}"))
+                ("cpu_s", "CPU s/100k", "{:.2f}"), ("cpu_busy", "core used", "{:.0%}"))
 
 
 def describe_run(args, plan, programs, binaries, tokens, started: float,
@@ -29,6 +29,7 @@ def describe_run(args, plan, programs, binaries, tokens, started: float,
             versions[name] = version_of([programs[name], *argv])
     return {
         "command": "loadtest/bench " + " ".join(sys.argv[1:]),
+        "commit": repository_commit(),
         "mode": args.mode,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "elapsed_s": round(time.time() - started, 1),
@@ -54,6 +55,13 @@ def version_of(argv: list[str]) -> str:
         return f"unknown ({err})"
     text = (result.stdout or result.stderr).strip()
     return text.splitlines()[0] if text else "unknown"
+
+
+def repository_commit() -> str:
+    """Return the checked-out commit, with `-dirty` when the work tree has changes."""
+    from .setup import REPO_ROOT
+
+    return version_of(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"])
 
 
 def machine() -> dict:
@@ -227,8 +235,8 @@ def markdown(document: dict) -> str:
     lines = [
         "# Benchmark run",
         "",
-        f"`{meta['command']}` ({meta['mode']} mode, {meta['build']} build), started "
-        f"{meta['started_at']}, took {meta['elapsed_s']} s.",
+        f"`{meta['command']}` ({meta['mode']} mode, {meta['build']} build) at commit "
+        f"{meta['commit']}, started {meta['started_at']}, took {meta['elapsed_s']} s.",
         "",
         f"Machine: {machine['cores']} cores, {machine['cpu_model']}, "
         f"{machine['memory_gib']} GiB RAM, Linux {machine['kernel']}. Load average "
@@ -265,8 +273,8 @@ def format_load(values) -> str:
 
 
 def exit_status(document: dict, strict: bool) -> int:
-    """0 when at least one contender was measured and every run sent requests; with
-    ``strict``, also every contender passed its check and no request failed."""
+    """Return 0 when at least one contender was measured and every run sent requests. With
+    ``strict``, every contender must also pass its check and every request succeed."""
     measured = [name for name, entry in document["contenders"].items()
                 if entry["status"] == "measured"]
     if not measured:

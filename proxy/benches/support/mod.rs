@@ -15,7 +15,7 @@ use portcullis_loadtest::tokens::{sign_batch, TokenSpec, Validity};
 pub const ISSUER: &str = "https://issuer.bench";
 pub const AUDIENCE: &str = "orders";
 
-/// Seconds since the Unix epoch.
+/// Returns the current time in seconds since the Unix epoch.
 pub fn now() -> i64 {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     i64::try_from(elapsed.as_secs()).unwrap()
