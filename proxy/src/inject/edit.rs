@@ -82,7 +82,7 @@ fn prepend(text: &str, sequence: &Node, items: &[Template]) -> Result<Insertion,
             text: inserted,
         });
     }
-    let (line_start, indent) = block_line(text, sequence.start, '-')?;
+    let (line_start, indent) = block_line(text, sequence.start, LineStart::SequenceItem)?;
     let mut inserted = String::new();
     for item in items {
         item.write_item(indent, &mut inserted);
@@ -120,7 +120,7 @@ fn add_fields(
         .first()
         .map(|(key, _)| key.start)
         .ok_or("the pod spec is empty")?;
-    let (line_start, indent) = block_line(text, first_key, ' ')?;
+    let (line_start, indent) = block_line(text, first_key, LineStart::MappingKey)?;
     let pad = " ".repeat(indent);
     let mut inserted = String::new();
     for (key, items) in fields {
@@ -135,16 +135,25 @@ fn add_fields(
     })
 }
 
-/// Returns the start of the line holding `offset` and the line's indentation, after checking
-/// that the line holds only spaces before the node, then `expected` (`-` for a sequence item,
-/// a space for a mapping key that starts its line).
-fn block_line(text: &str, offset: usize, expected: char) -> Result<(usize, usize), String> {
+/// What a line must start with, after its indentation, for injection to insert lines in
+/// front of it.
+#[derive(Clone, Copy)]
+enum LineStart {
+    /// The `-` of a block sequence's first item.
+    SequenceItem,
+    /// The first key of a block mapping, at the node's own offset.
+    MappingKey,
+}
+
+/// Returns the start of the line that contains `offset` and the line's indentation, after
+/// checking that the line starts as `expected` says.
+fn block_line(text: &str, offset: usize, expected: LineStart) -> Result<(usize, usize), String> {
     let line_start = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);
     let line = &text[line_start..];
     let indent = line.len() - line.trim_start_matches(' ').len();
     let starts_right = match expected {
-        '-' => line[indent..].starts_with('-'),
-        _ => line_start + indent == offset,
+        LineStart::SequenceItem => line[indent..].starts_with('-'),
+        LineStart::MappingKey => line_start + indent == offset,
     };
     if starts_right {
         Ok((line_start, indent))

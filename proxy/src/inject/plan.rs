@@ -76,7 +76,8 @@ fn collect<'a>(document: &'a Node, found: &mut Vec<Workload<'a>>) {
         .unwrap_or("(unnamed)");
     let id = format!("{}/{name}", kind.to_ascii_lowercase());
 
-    if kind == "List" || kind.ends_with("List") {
+    // `List`, as `kubectl get` prints, and typed lists such as `DeploymentList`.
+    if kind.ends_with("List") {
         for item in document.get("items").map(Node::items).unwrap_or(&[]) {
             collect(item, found);
         }
