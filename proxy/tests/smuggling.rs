@@ -1,0 +1,308 @@
+//! Request smuggling (RFC 9112 framing) against a running sidecar: each ambiguous request is
+//! sent with a second request behind it on the same connection, and must get 400, a closed
+//! connection, and an app that never saw the second request. Also `Expect: 100-continue` and
+//! `Connection` naming the sidecar's own headers.
+
+mod common;
+
+use common::raw::{exchange, EdgeApp, RawConnection};
+use common::{signer, Spec};
+use portcullis::RunningSidecar;
+
+/// The request hidden behind each ambiguous one.
+const SMUGGLED: &str = "GET /public/smuggled HTTP/1.1\r\nHost: orders\r\n\r\n";
+
+async fn start() -> (EdgeApp, RunningSidecar, tempfile::TempDir) {
+    let app = EdgeApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Spec::new(dir.path(), app.addr).start().await;
+    (app, sidecar, dir)
+}
+
+/// Sends `request` followed by [`SMUGGLED`] and checks the outcome: one 400, then the
+/// connection closed, and no smuggled request at the app.
+async fn assert_rejected(sidecar: &RunningSidecar, app: &EdgeApp, case: &str, request: &str) {
+    let bytes = format!("{request}{SMUGGLED}");
+    let responses = exchange(sidecar.inbound_addr(), bytes.as_bytes()).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![400], "{case}: {responses:?}");
+    let smuggled: Vec<String> = app
+        .targets()
+        .into_iter()
+        .filter(|target| target.contains("smuggled"))
+        .collect();
+    assert!(smuggled.is_empty(), "{case}: the app saw {smuggled:?}");
+}
+
+fn post(headers: &str, body: &str) -> String {
+    format!("POST /public/a HTTP/1.1\r\nHost: orders\r\n{headers}\r\n{body}")
+}
+
+#[tokio::test]
+async fn valid_framing_serves_both_requests() {
+    let (app, sidecar, _dir) = start().await;
+    let requests = [
+        post("Content-Length: 5\r\n", "hello"),
+        post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"),
+        post(
+            "Transfer-Encoding: chunked\r\n",
+            "2;ext=1\r\nhe\r\n3\r\nllo\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        ),
+    ];
+    for request in requests {
+        let mut connection = RawConnection::open(sidecar.inbound_addr()).await;
+        connection
+            .send(format!("{request}{SMUGGLED}").as_bytes())
+            .await;
+        let first = connection.response().await.expect("first response");
+        let second = connection.response().await.expect("second response");
+        assert_eq!((first.status, second.status), (200, 200), "{request:?}");
+        assert!(first.text().contains("\"body_len\":5"), "{}", first.text());
+    }
+    assert_eq!(app.targets().len(), 6);
+}
+
+#[tokio::test]
+async fn content_length_conflicts_rejected() {
+    let (app, sidecar, _dir) = start().await;
+    let zero_chunk = "0\r\n\r\n";
+    let cases = [
+        (
+            "CL then TE",
+            post(
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                zero_chunk,
+            ),
+        ),
+        (
+            "TE then CL",
+            post(
+                "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+                zero_chunk,
+            ),
+        ),
+        (
+            "two values",
+            post("Content-Length: 0\r\nContent-Length: 49\r\n", ""),
+        ),
+        (
+            "same value twice",
+            post("Content-Length: 0\r\nContent-Length: 0\r\n", ""),
+        ),
+        ("list", post("Content-Length: 0, 49\r\n", "")),
+        ("plus sign", post("Content-Length: +0\r\n", "")),
+        ("minus sign", post("Content-Length: -0\r\n", "")),
+        ("space inside", post("Content-Length: 4 9\r\n", "")),
+        ("non-digit", post("Content-Length: 0x31\r\n", "")),
+        ("trailing letter", post("Content-Length: 0a\r\n", "")),
+        ("empty", post("Content-Length:\r\n", "")),
+        (
+            "overflow",
+            post("Content-Length: 18446744073709551617\r\n", ""),
+        ),
+    ];
+    for (case, request) in &cases {
+        assert_rejected(&sidecar, &app, case, request).await;
+    }
+    assert!(app.requests().is_empty(), "{:?}", app.targets());
+}
+
+#[tokio::test]
+async fn transfer_encoding_variants_rejected() {
+    let (app, sidecar, _dir) = start().await;
+    let body = "0\r\n\r\n";
+    let cases = [
+        ("trailing comma", "Transfer-Encoding: chunked,\r\n"),
+        (
+            "chunked twice in one field",
+            "Transfer-Encoding: chunked, chunked\r\n",
+        ),
+        (
+            "two fields",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        ),
+        ("gzip then chunked", "Transfer-Encoding: gzip, chunked\r\n"),
+        (
+            "chunked then identity",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+        ),
+        ("identity only", "Transfer-Encoding: identity\r\n"),
+        ("other word", "Transfer-Encoding: xchunked\r\n"),
+        ("trailing space", "Transfer-Encoding: chunked \r\n"),
+        ("trailing tab", "Transfer-Encoding: chunked\t\r\n"),
+        ("space before colon", "Transfer-Encoding : chunked\r\n"),
+        ("tab before colon", "Transfer-Encoding\t: chunked\r\n"),
+        ("vertical tab", "Transfer-Encoding: \x0bchunked\r\n"),
+    ];
+    for (case, headers) in cases {
+        assert_rejected(&sidecar, &app, case, &post(headers, body)).await;
+    }
+    let http10 =
+        "POST /public/a HTTP/1.0\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_rejected(&sidecar, &app, "HTTP/1.0 with chunked", http10).await;
+    assert!(app.requests().is_empty(), "{:?}", app.targets());
+}
+
+#[tokio::test]
+async fn line_ending_tricks_rejected() {
+    let (app, sidecar, _dir) = start().await;
+    let cases = [
+        (
+            "obs-fold hiding Transfer-Encoding",
+            "POST /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "obs-fold continuing a value",
+            "GET /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\r\n\tb\r\n\r\n",
+        ),
+        (
+            "bare LF after the request line",
+            "GET /public/a HTTP/1.1\nHost: orders\r\n\r\n",
+        ),
+        (
+            "bare LF hiding Transfer-Encoding",
+            "POST /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "bare LF ending the head",
+            "GET /public/a HTTP/1.1\r\nHost: orders\r\n\n",
+        ),
+        (
+            "bare CR inside a field",
+            "POST /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\rTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "NUL in a field value",
+            "GET /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\0b\r\n\r\n",
+        ),
+        (
+            "two spaces in the request line",
+            "GET  /public/a HTTP/1.1\r\nHost: orders\r\n\r\n",
+        ),
+    ];
+    for (case, request) in cases {
+        assert_rejected(&sidecar, &app, case, request).await;
+    }
+    assert!(app.requests().is_empty(), "{:?}", app.targets());
+}
+
+#[tokio::test]
+async fn invalid_chunk_sizes_rejected() {
+    let (app, sidecar, _dir) = start().await;
+    let cases = [
+        ("negative", "-1\r\n\r\n"),
+        ("hex prefix", "0x5\r\nhello\r\n0\r\n\r\n"),
+        ("plus sign", "+5\r\nhello\r\n0\r\n\r\n"),
+        ("trailing space", "5 \r\nhello\r\n0\r\n\r\n"),
+        ("bare LF after size", "5\nhello\r\n0\r\n\r\n"),
+        (
+            "overflowing size",
+            "fffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        ),
+        ("empty size", "\r\nhello\r\n0\r\n\r\n"),
+        ("size larger than data", "9\r\nhello\r\n0\r\n\r\n"),
+        ("size smaller than data", "3\r\nhello\r\n0\r\n\r\n"),
+        ("bare LF after data", "5\r\nhello\n0\r\n\r\n"),
+        ("bare LF in the last chunk", "0\n\r\n"),
+        ("folded trailer", "0\r\nX-T: 1\r\n folded\r\n\r\n"),
+    ];
+    for (case, body) in cases {
+        let request = post("Transfer-Encoding: chunked\r\n", body);
+        assert_rejected(&sidecar, &app, case, &request).await;
+    }
+}
+
+#[tokio::test]
+async fn rejection_response_explains() {
+    let (_app, sidecar, _dir) = start().await;
+    let request = post(
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "0\r\n\r\n",
+    );
+
+    let responses = exchange(sidecar.inbound_addr(), request.as_bytes()).await;
+
+    assert_eq!(responses.len(), 1);
+    let response = &responses[0];
+    assert_eq!(response.status, 400);
+    assert_eq!(response.header("connection"), Some("close"));
+    let text = response.text();
+    assert!(text.contains("bad_framing"), "{text}");
+    assert!(
+        text.contains("Content-Length and Transfer-Encoding"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn earlier_request_still_answered() {
+    let (app, sidecar, _dir) = start().await;
+    let good = "GET /public/first HTTP/1.1\r\nHost: orders\r\n\r\n";
+    let bad = post("Content-Length: 1\r\nContent-Length: 2\r\n", "");
+
+    let responses = exchange(
+        sidecar.inbound_addr(),
+        format!("{good}{bad}{SMUGGLED}").as_bytes(),
+    )
+    .await;
+
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![200, 400]);
+    assert_eq!(app.targets(), vec!["/public/first"]);
+}
+
+#[tokio::test]
+async fn rejected_expect_continue_gets_no_100() {
+    let (app, sidecar, _dir) = start().await;
+    let mut connection = RawConnection::open(sidecar.inbound_addr()).await;
+
+    connection
+        .send(
+            b"POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: 5\r\n\
+              Expect: 100-continue\r\n\r\n",
+        )
+        .await;
+    let response = connection.response().await.expect("a response");
+
+    assert_eq!(response.status, 401, "{}", response.text());
+    assert!(app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn accepted_expect_continue_gets_100() {
+    let (app, sidecar, _dir) = start().await;
+    let token = signer().token();
+    let mut connection = RawConnection::open(sidecar.inbound_addr()).await;
+
+    let head = format!(
+        "POST /orders HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    );
+    connection.send(head.as_bytes()).await;
+    let interim = connection.response().await.expect("100 Continue");
+    connection.send(b"hello").await;
+    let last = connection.response().await.expect("final response");
+
+    assert_eq!(interim.status, 100);
+    assert_eq!(last.status, 200, "{}", last.text());
+    let request = &app.requests()[0];
+    assert_eq!(request.body_len, Some(5));
+    assert!(request.headers.get("expect").is_none());
+}
+
+#[tokio::test]
+async fn connection_cannot_remove_identity() {
+    let (app, sidecar, _dir) = start().await;
+    let token = signer().token();
+    let request = format!(
+        "GET /orders HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer {token}\r\n\
+         Connection: X-Portcullis-Subject, X-Portcullis-Scope, close\r\n\r\n"
+    );
+
+    let responses = exchange(sidecar.inbound_addr(), request.as_bytes()).await;
+
+    assert_eq!(responses[0].status, 200);
+    let request = &app.requests()[0];
+    assert_eq!(request.headers["x-portcullis-subject"], "peter");
+    assert_eq!(request.headers["x-portcullis-scope"], "foo bar");
+}
