@@ -44,6 +44,9 @@ data_dir="$(mktemp -d)"
 trap 'rm -rf "$data_dir"' EXIT
 cargo run --locked -q -p portcullis-demo -- --data-dir "$data_dir" --walkthrough
 
+echo "==> benchmark runner unit tests"
+python3 -m unittest discover -s loadtest/tests -t loadtest
+
 echo "==> benchmark smoke run: Portcullis and direct, one second per scenario"
 bench_dir="$(mktemp -d)"
 trap 'rm -rf "$data_dir" "$bench_dir"' EXIT

@@ -39,6 +39,7 @@ def describe_run(args, plan, programs, binaries, tokens, started: float,
         "proxy_cpu": args.proxy_cpu,
         "load_cpu": args.load_cpu,
         "build": "debug" if args.debug_build else "release",
+        "nice": args.nice,
         "algorithm": tokens.algorithm,
         "unique_tokens": tokens.unique_count,
         "seconds": {"repeated_token": plan.repeated, "unique_tokens": plan.unique,
@@ -249,7 +250,8 @@ def markdown(document: dict) -> str:
         f"{machine['memory_gib']} GiB RAM, Linux {machine['kernel']}. Load average "
         f"before {format_load(meta['load_average_before'])}, after "
         f"{format_load(meta['load_average_after'])}. Proxies pinned to CPU "
-        f"{meta['proxy_cpu']}; load generator and app to CPU {meta['load_cpu']}.",
+        f"{meta['proxy_cpu']}; load generator and app to CPU {meta['load_cpu']}; nice "
+        f"value {meta.get('nice', 0)}.",
         "",
         f"Tokens: {meta['algorithm']}, {meta['unique_tokens']} distinct tokens for "
         f"unique_tokens. Versions: "

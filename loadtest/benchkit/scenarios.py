@@ -7,10 +7,10 @@ turn, so background load on the machine spreads over all contenders alike.
 - ``fixed_rate``: a constant arrival rate below every contender's maximum (k6), so latency
   percentiles compare at equal load.
 
-Each result contains rps, p50_ms, p99_ms, the request and error counts, and for proxies the
-peak resident memory (rss_mb), CPU seconds per 100k requests (cpu_s) and the share of its
-core the proxy used (cpu_busy; near 1.0 means the proxy, not the load generator, was the
-limit).
+Each result contains rps, p50_ms, p99_ms and the request and error counts. For proxies it
+adds the peak resident memory (rss_mb), the CPU seconds per 100k requests (cpu_s) and the
+share of its core the proxy used (cpu_busy). A cpu_busy near 1.0 means the proxy, not the
+load generator, was the limit.
 """
 
 from __future__ import annotations
@@ -38,16 +38,16 @@ class Plan:
     warmup: float
     connection_counts: tuple[int, ...] = CONNECTION_COUNTS
     max_fixed_rate: int = 2000
-    # Distinct tokens generated per second of unique_tokens: above what one core verifies
-    # with RS256 on the machines tried so far. RS256 signing costs about 1 ms of CPU per
-    # token, so this sets most of a short run's setup time.
-    unique_tokens_per_second: int = 15_000
+    # Distinct tokens generated per second of unique_tokens: above the 17,000 requests per
+    # second the fastest proxy reached in unique_tokens on the machine in RESULTS.md.
+    # RS256 signing costs about 1 ms of CPU per token, so this sets most of the setup time.
+    unique_tokens_per_second: int = 25_000
 
 
 PLANS = {
     "full": Plan(repeated=15, unique=10, connections=10, fixed_rate=15, warmup=2),
-    "quick": Plan(repeated=3, unique=3, connections=2, fixed_rate=4, warmup=1,
-                  max_fixed_rate=1000, unique_tokens_per_second=10_000),
+    "quick": Plan(repeated=3, unique=2, connections=2, fixed_rate=4, warmup=1,
+                  max_fixed_rate=1000),
     # A few seconds in the test suite: only checks that the runner works end to end.
     "smoke": Plan(repeated=1, unique=1, connections=1, fixed_rate=0, warmup=0,
                   connection_counts=(10,), unique_tokens_per_second=3000),

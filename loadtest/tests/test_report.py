@@ -1,0 +1,156 @@
+"""Unit tests of the runner's pure parts: figures, ratios, targets, exit status and chart.
+
+Run from the repository root: python3 -m unittest discover -s loadtest/tests -t loadtest
+"""
+
+import unittest
+import xml.dom.minidom
+
+from benchkit import chart, report
+from benchkit.cli import choose_rate
+from benchkit.scenarios import PLANS, _summarise
+
+
+def result(rps, p99_ms=1.0, cpu_s=None, rss_mb=None, errors=0, requests=1000):
+    entry = {"rps": rps, "p50_ms": p99_ms / 2, "p90_ms": p99_ms, "p99_ms": p99_ms,
+             "requests": requests, "errors": errors}
+    if cpu_s is not None:
+        entry.update(cpu_s=cpu_s, rss_mb=rss_mb, cpu_busy=0.9)
+    return entry
+
+
+def sample_document():
+    contenders = {
+        "direct": {"status": "measured", "failures": []},
+        "portcullis": {"status": "measured", "failures": [], "startup_ms": 8.0,
+                       "rss_idle_mb": 9.0},
+        "envoy": {"status": "measured", "failures": [], "startup_ms": 120.0,
+                  "rss_idle_mb": 60.0},
+        "haproxy": {"status": "measured", "failures": [], "startup_ms": 40.0,
+                    "rss_idle_mb": 15.0},
+    }
+    scenarios = {
+        "repeated_token": {
+            "direct": result(50000),
+            "portcullis": result(30000, cpu_s=3.0, rss_mb=11.0),
+            "envoy": result(15000, cpu_s=6.0, rss_mb=66.0),
+            "haproxy": result(25000, cpu_s=5.0, rss_mb=15.0),
+        },
+        "connections_1000": {
+            "portcullis": result(10000, cpu_s=5.0, rss_mb=40.0),
+            "envoy": result(8000, cpu_s=11.0, rss_mb=180.0),
+        },
+        "fixed_rate": {
+            "direct": result(1000, p99_ms=1.0),
+            "portcullis": result(1000, p99_ms=2.0, cpu_s=10.0, rss_mb=40.0),
+            "envoy": result(1000, p99_ms=4.0, cpu_s=20.0, rss_mb=180.0),
+        },
+    }
+    return report.build({"mode": "quick"}, contenders, scenarios)
+
+
+def target(document, text):
+    return next(entry for entry in document["targets"] if entry["target"].startswith(text))
+
+
+class RatioTests(unittest.TestCase):
+    def test_ratio_divides_by_reference(self):
+        ratios = sample_document()["ratios"]
+        self.assertEqual(ratios["portcullis"]["vs_envoy"]["repeated_token"]["rps"], 2.0)
+        self.assertEqual(ratios["portcullis"]["vs_haproxy"]["repeated_token"]["cpu_s"], 0.6)
+        self.assertEqual(ratios["portcullis"]["vs_envoy"]["rss_idle_mb"], 0.15)
+
+    def test_ratio_skips_missing_reference(self):
+        ratios = sample_document()["ratios"]
+        self.assertNotIn("connections_1000", ratios["portcullis"]["vs_haproxy"])
+
+
+class TargetTests(unittest.TestCase):
+    def test_throughput_target_met_and_missed(self):
+        document = sample_document()
+        self.assertTrue(target(document, "repeated_token rps >= 2.0 x envoy")["met"])
+        self.assertFalse(target(document, "repeated_token rps >= 1.5 x haproxy")["met"])
+
+    def test_unmeasured_target_is_none(self):
+        self.assertIsNone(target(sample_document(), "unique_tokens rps >= 2.0 x envoy")["met"])
+
+    def test_added_latency_compares_to_direct(self):
+        # Portcullis adds 1 ms over direct, Envoy 3 ms: at most half of Envoy's is met.
+        entry = target(sample_document(), "fixed_rate p99 added")
+        self.assertTrue(entry["met"])
+        self.assertIn("1.000 ms added", entry["measured"])
+
+    def test_memory_and_startup_targets(self):
+        document = sample_document()
+        self.assertTrue(target(document, "idle RSS <= 10 MiB")["met"])
+        self.assertTrue(target(document, "RSS under 1000 connections")["met"])
+        self.assertTrue(target(document, "ready <= 100 ms")["met"])
+
+
+class ExitStatusTests(unittest.TestCase):
+    def test_clean_run_exits_zero(self):
+        self.assertEqual(report.exit_status(sample_document(), strict=True), 0)
+
+    def test_failed_requests_fail_strict_only(self):
+        document = sample_document()
+        document["scenarios"]["repeated_token"]["portcullis"]["errors"] = 3
+        self.assertEqual(report.exit_status(document, strict=False), 0)
+        self.assertEqual(report.exit_status(document, strict=True), 1)
+
+    def test_run_without_requests_fails(self):
+        document = sample_document()
+        document["scenarios"]["repeated_token"]["envoy"]["requests"] = 0
+        self.assertEqual(report.exit_status(document, strict=False), 1)
+
+    def test_nothing_measured_fails(self):
+        document = sample_document()
+        for entry in document["contenders"].values():
+            entry["status"] = "failed_check"
+        self.assertEqual(report.exit_status(document, strict=False), 1)
+
+
+class SummaryTests(unittest.TestCase):
+    def test_cpu_per_100k_requests(self):
+        figures = {"requests": 50_000, "rps": 5000.0, "p50_ms": 1.0, "p99_ms": 2.0,
+                   "non_2xx": 2, "errors_timeout": 1}
+        summary = _summarise(figures, cpu=2.0, wall=10.0, rss_mb=12.34)
+        self.assertEqual(summary["cpu_s"], 4.0)
+        self.assertEqual(summary["cpu_busy"], 0.2)
+        self.assertEqual(summary["rss_mb"], 12.3)
+        self.assertEqual(summary["errors"], 3)
+
+    def test_direct_has_no_process_figures(self):
+        summary = _summarise({"requests": 10, "rps": 1.0}, None, None, None)
+        self.assertNotIn("cpu_s", summary)
+
+
+class RateTests(unittest.TestCase):
+    def test_rate_is_half_the_slowest_capped(self):
+        plan = PLANS["full"]
+        slow = {"repeated_token": {"a": {"rps": 3050.0}, "b": {"rps": 9000.0}}}
+        self.assertEqual(choose_rate(slow, plan), 1500)
+        fast = {"repeated_token": {"a": {"rps": 90000.0}}}
+        self.assertEqual(choose_rate(fast, plan), plan.max_fixed_rate)
+
+    def test_rate_has_a_floor(self):
+        self.assertEqual(choose_rate({"repeated_token": {"a": {"rps": 50.0}}}, PLANS["full"]),
+                         100)
+
+
+class ChartTests(unittest.TestCase):
+    def test_chart_is_valid_svg_with_bars(self):
+        svg = chart.render(sample_document())
+        root = xml.dom.minidom.parseString(svg).documentElement
+        self.assertEqual(root.tagName, "svg")
+        titles = [node.firstChild.data for node in root.getElementsByTagName("title")]
+        self.assertIn("portcullis repeated_token: 30,000", titles)
+        self.assertIn("envoy p99_ms: 4", titles)
+
+    def test_chart_without_fixed_rate(self):
+        document = sample_document()
+        del document["scenarios"]["fixed_rate"]
+        xml.dom.minidom.parseString(chart.render(document))
+
+
+if __name__ == "__main__":
+    unittest.main()
