@@ -123,30 +123,50 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-def set_priority(nice: int) -> None:
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def set_priority(nice: int) -> int | None:
     """Give the runner, and every process it starts from now on, the nice value ``nice``.
 
     With the kernel's autogroup scheduling on, a nice value ranks processes only within their
     session's group, so the group's own nice value is set too: that one ranks the run against
-    other sessions' work, such as builds in another terminal.
+    other sessions' work, such as builds in another terminal. The group outlives the run, so
+    this returns its previous nice value for ``restore_autogroup``; None without autogroups.
     """
     os.setpriority(os.PRIO_PROCESS, 0, nice)
-    autogroup = Path("/proc/self/autogroup")
-    if autogroup.exists():
-        autogroup.write_text(f"{nice}\n")
+    if not AUTOGROUP.exists():
+        return None
+    # The file reads like "/autogroup-43 nice 0".
+    previous = int(AUTOGROUP.read_text().split()[-1])
+    AUTOGROUP.write_text(f"{nice}\n")
+    return previous
+
+
+def restore_autogroup(previous: int | None) -> None:
+    if previous is not None:
+        AUTOGROUP.write_text(f"{previous}\n")
 
 
 def run(args, plan: Plan, programs, binaries, work: Path, started: float,
         load_before: tuple[float, float, float]) -> int:
+    previous_autogroup = None
     if args.nice:
         # Set before signing the tokens, which is most of a short run's setup time.
         try:
-            set_priority(args.nice)
+            previous_autogroup = set_priority(args.nice)
         except OSError as err:
             print(f"error: cannot set nice value {args.nice} ({err}); negative values need "
                   "root", file=sys.stderr)
             return 2
+    try:
+        return measure(args, plan, programs, binaries, work, started, load_before)
+    finally:
+        restore_autogroup(previous_autogroup)
 
+
+def measure(args, plan: Plan, programs, binaries, work: Path, started: float,
+            load_before: tuple[float, float, float]) -> int:
     unique = args.unique_tokens or max(1000, int(plan.unique * plan.unique_tokens_per_second))
     try:
         tokens = generate_tokens(binaries, work / "tokens", args.alg, unique, ISSUER, AUDIENCE)
