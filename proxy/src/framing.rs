@@ -8,7 +8,8 @@
 //! body (request smuggling). [`Http1Guard`] sits between the socket and hyper. It lets a
 //! request head through only when its framing has exactly one reading, follows the body to
 //! find where the next head starts, and ends the stream at the first violation, so hyper
-//! never parses anything after it.
+//! never parses anything after it. [`ResponseGuard`] applies the same rules to upstream
+//! responses, where a violation fails the exchange with 502.
 //!
 //! What the guard rejects, and with which status:
 //! - 400: bare CR or LF, obs-fold, whitespace before a colon, a field name that is not a
@@ -27,12 +28,14 @@
 mod chunked;
 mod guard;
 mod head;
+mod response;
 
 use http::StatusCode;
 
 pub use chunked::{ChunkProgress, ChunkedBody};
 pub use guard::{GuardState, Http1Guard, RejectionPoint};
-pub use head::{BodyFraming, HeadParse, HeadParser, RequestHead};
+pub use head::{BodyFraming, HeadParse, HeadParser, MessageKind, RequestHead};
+pub use response::{InvalidResponse, ResponseGuard};
 
 /// The limits the guard enforces on each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

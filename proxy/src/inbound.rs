@@ -282,6 +282,10 @@ fn upstream_failure_response(kind: FailureKind, timeout: Duration) -> Response<P
             "error": "upstream_timeout",
             "message": format!("the service did not send a response within {} seconds", timeout.as_secs()),
         }),
+        FailureKind::InvalidResponse => json!({
+            "error": "upstream_invalid_response",
+            "message": "the service behind this proxy sent a response with invalid or ambiguous framing",
+        }),
         _ => json!({
             "error": "upstream_unavailable",
             "message": "the service behind this proxy could not be reached",

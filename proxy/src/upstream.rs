@@ -5,6 +5,7 @@
 //! Header rules shared by both directions live in [`headers`].
 
 mod client;
+mod guarded;
 pub mod headers;
 
 pub use client::{UpstreamClient, UpstreamOptions};
@@ -63,8 +64,10 @@ pub enum FailureKind {
     Tls,
     /// No response headers arrived within the upstream timeout.
     Timeout,
-    /// The connection worked but the exchange did not (closed early, invalid response).
+    /// The connection worked but the exchange did not (closed early, HTTP/2 error).
     Protocol,
+    /// The response broke the framing rules, so the connection was dropped.
+    InvalidResponse,
 }
 
 impl FailureKind {
@@ -75,6 +78,7 @@ impl FailureKind {
             FailureKind::Tls => "tls",
             FailureKind::Timeout => "timeout",
             FailureKind::Protocol => "protocol",
+            FailureKind::InvalidResponse => "invalid_response",
         }
     }
 

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::raw::{exchange, EdgeApp, RawConnection};
-use common::{signer, Spec};
+use common::raw::{exchange, EdgeApp, RawConnection, Scripted, ScriptedUpstream};
+use common::{raw_request, signer, Spec};
 use portcullis::RunningSidecar;
 
 /// The request hidden behind each ambiguous one.
@@ -305,4 +305,129 @@ async fn connection_cannot_remove_identity() {
     let request = &app.requests()[0];
     assert_eq!(request.headers["x-portcullis-subject"], "peter");
     assert_eq!(request.headers["x-portcullis-scope"], "foo bar");
+}
+
+/// Starts a sidecar in front of a scripted upstream that sends `bad` to the first request
+/// and a valid response to every later one.
+async fn start_scripted(
+    bad: &'static str,
+) -> (ScriptedUpstream, RunningSidecar, tempfile::TempDir) {
+    let upstream = ScriptedUpstream::start(move |index| {
+        let bytes = if index == 0 {
+            bad.as_bytes().to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()
+        };
+        Scripted {
+            bytes,
+            close: false,
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Spec::new(dir.path(), upstream.addr).start().await;
+    (upstream, sidecar, dir)
+}
+
+#[tokio::test]
+async fn ambiguous_upstream_responses_get_502() {
+    let cases = [
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 50\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked \r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\ncontent-length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nx-note: a\r\n folded\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok",
+    ];
+    for bad in cases {
+        let (upstream, sidecar, _dir) = start_scripted(bad).await;
+
+        let first = raw_request(
+            sidecar.inbound_addr(),
+            "GET /public/a HTTP/1.1\r\nHost: orders\r\n",
+        )
+        .await;
+        let second = raw_request(
+            sidecar.inbound_addr(),
+            "GET /public/b HTTP/1.1\r\nHost: orders\r\n",
+        )
+        .await;
+
+        assert_eq!(first.status, 502, "{bad:?}: {}", first.body);
+        assert!(
+            first.body.contains("upstream_invalid_response"),
+            "{}",
+            first.body
+        );
+        assert_eq!(second.status, 200, "{bad:?}: {}", second.body);
+        assert_eq!(
+            upstream.connections(),
+            2,
+            "{bad:?}: the connection that sent the invalid response was reused"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_response_chunk_cuts_response() {
+    let bad = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n";
+    let (upstream, sidecar, _dir) = start_scripted(bad).await;
+
+    let mut connection = RawConnection::open(sidecar.inbound_addr()).await;
+    connection
+        .send(b"GET /public/a HTTP/1.1\r\nHost: orders\r\n\r\n")
+        .await;
+    // The head was valid and is forwarded; the response must end at the bad chunk.
+    let mut closed = false;
+    for _ in 0..100 {
+        if connection.is_closed_within(common::WAIT_LIMIT).await {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "the client connection stayed open after a cut response"
+    );
+    let second = raw_request(
+        sidecar.inbound_addr(),
+        "GET /public/b HTTP/1.1\r\nHost: orders\r\n",
+    )
+    .await;
+
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(upstream.connections(), 2);
+}
+
+#[tokio::test]
+async fn upstream_connection_reused() {
+    let (app, sidecar, _dir) = start().await;
+
+    for target in ["/public/a", "/public/b", "/public/c"] {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: orders\r\n");
+        assert_eq!(raw_request(sidecar.inbound_addr(), &head).await.status, 200);
+    }
+    let head = raw_request(
+        sidecar.inbound_addr(),
+        "HEAD /public/d HTTP/1.1\r\nHost: orders\r\n",
+    )
+    .await;
+    let after_head = raw_request(
+        sidecar.inbound_addr(),
+        "GET /public/e HTTP/1.1\r\nHost: orders\r\n",
+    )
+    .await;
+
+    assert_eq!(head.status, 200);
+    assert_eq!(after_head.status, 200, "{}", after_head.body);
+    assert_eq!(app.targets().len(), 5);
+    assert_eq!(
+        app.connections(),
+        1,
+        "each request opened its own connection"
+    );
 }

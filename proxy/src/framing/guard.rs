@@ -173,7 +173,10 @@ impl<IO> Http1Guard<IO> {
                             self.state.heads_passed.fetch_add(1, Ordering::Relaxed);
                             self.state.head_in_progress.store(false, Ordering::Relaxed);
                             self.phase = match head.framing {
-                                BodyFraming::None => self.after_message(head.close),
+                                // Request heads never declare a body that runs until close.
+                                BodyFraming::None | BodyFraming::UntilClose => {
+                                    self.after_message(head.close)
+                                }
                                 BodyFraming::Length(remaining) => Phase::Length {
                                     remaining,
                                     close: head.close,

@@ -1,31 +1,54 @@
-//! The strict request head parser: request line, header fields and the body framing they
-//! declare. It checks each line once as bytes arrive, so a head sent one byte at a time
-//! costs linear time.
+//! The strict message head parser: request line or status line, header fields and the body
+//! framing they declare. It checks each line once as bytes arrive, so a head sent one byte
+//! at a time costs linear time.
 
 use http::StatusCode;
 
 use super::{is_field_value_byte, is_tchar, quote, HeadLimits, Rejection};
 
-/// How the body of a request is delimited (RFC 9112 section 6.3).
+/// How the body of a message is delimited, as its head declares it (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
-    /// No body: neither `Content-Length` nor `Transfer-Encoding`, or `Content-Length: 0`.
+    /// No body: neither `Content-Length` nor `Transfer-Encoding` on a request, or
+    /// `Content-Length: 0`.
     None,
     /// Exactly this many bytes (more than zero).
     Length(u64),
     /// `Transfer-Encoding: chunked`.
     Chunked,
+    /// A response with neither field: the body runs until the connection closes.
+    UntilClose,
 }
 
-/// A complete request head that passed every check.
+/// Whether a parser reads requests or responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Request,
+    Response,
+}
+
+impl MessageKind {
+    fn noun(self) -> &'static str {
+        match self {
+            MessageKind::Request => "request",
+            MessageKind::Response => "response",
+        }
+    }
+}
+
+/// A complete message head that passed every check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHead {
     /// Bytes from the first byte of the head to the end of its empty last line.
     pub len: usize,
     pub framing: BodyFraming,
-    /// Whether the connection ends after this request: `Connection: close`, or HTTP/1.0
+    /// Whether the connection ends after this message: `Connection: close`, or HTTP/1.0
     /// without `Connection: keep-alive`.
     pub close: bool,
+    /// The status code of a response; `None` for a request.
+    pub status: Option<u16>,
+    /// Whether a request's method is HEAD, whose response has no body.
+    pub head_method: bool,
 }
 
 /// The result of feeding bytes to a [`HeadParser`].
@@ -37,9 +60,10 @@ pub enum HeadParse {
     Rejected(Rejection),
 }
 
-/// Parses one request head incrementally.
+/// Parses one message head incrementally.
 #[derive(Debug, Clone)]
 pub struct HeadParser {
+    kind: MessageKind,
     limits: HeadLimits,
     /// Offset of the first line not checked yet.
     line_start: usize,
@@ -50,11 +74,20 @@ pub struct HeadParser {
     chunked: bool,
     connection_close: bool,
     connection_keep_alive: bool,
+    status: Option<u16>,
+    head_method: bool,
 }
 
 impl HeadParser {
+    /// Creates a parser for a request head.
     pub fn new(limits: HeadLimits) -> HeadParser {
+        HeadParser::for_kind(MessageKind::Request, limits)
+    }
+
+    /// Creates a parser for a request or response head.
+    pub fn for_kind(kind: MessageKind, limits: HeadLimits) -> HeadParser {
         HeadParser {
+            kind,
             limits,
             line_start: 0,
             seen_request_line: false,
@@ -64,6 +97,8 @@ impl HeadParser {
             chunked: false,
             connection_close: false,
             connection_keep_alive: false,
+            status: None,
+            head_method: false,
         }
     }
 
@@ -77,15 +112,17 @@ impl HeadParser {
                 return self.check_incomplete(head);
             };
             if newline == 0 || rest[newline - 1] != b'\r' {
-                return HeadParse::Rejected(Rejection::bad_request(
-                    "the request head has a line ending in a bare LF; lines must end in CRLF",
-                ));
+                return HeadParse::Rejected(Rejection::bad_request(format!(
+                    "the {} head has a line ending in a bare LF; lines must end in CRLF",
+                    self.kind.noun()
+                )));
             }
             let line = &rest[..newline - 1];
             if line.contains(&b'\r') {
-                return HeadParse::Rejected(Rejection::bad_request(
-                    "the request head contains a bare CR",
-                ));
+                return HeadParse::Rejected(Rejection::bad_request(format!(
+                    "the {} head contains a bare CR",
+                    self.kind.noun()
+                )));
             }
             self.line_start += newline + 1;
             if self.line_start > self.limits.max_head_bytes {
@@ -95,10 +132,13 @@ impl HeadParser {
             let checked = if !self.seen_request_line {
                 // RFC 9112 section 2.2: a server should ignore empty lines before the
                 // request line, which some clients send after a body.
-                if line.is_empty() {
+                if line.is_empty() && self.kind == MessageKind::Request {
                     continue;
                 }
-                self.parse_request_line(line)
+                match self.kind {
+                    MessageKind::Request => self.parse_request_line(line),
+                    MessageKind::Response => self.parse_status_line(line),
+                }
             } else if line.is_empty() {
                 return self.finish();
             } else {
@@ -112,7 +152,7 @@ impl HeadParser {
 
     /// Rejects an incomplete head that is already over a limit.
     fn check_incomplete(&self, head: &[u8]) -> HeadParse {
-        if !self.seen_request_line {
+        if !self.seen_request_line && self.kind == MessageKind::Request {
             let partial = &head[self.line_start..];
             if let Some(space) = partial.iter().position(|&byte| byte == b' ') {
                 let target = partial[space + 1..]
@@ -178,6 +218,42 @@ impl HeadParser {
                 )))
             }
         };
+        self.head_method = method == b"HEAD";
+        self.seen_request_line = true;
+        Ok(())
+    }
+
+    /// Checks `HTTP-version SP status-code [SP reason-phrase]`. The space before an empty
+    /// reason is optional, as many servers leave it out.
+    fn parse_status_line(&mut self, line: &[u8]) -> Result<(), Rejection> {
+        let invalid = || {
+            Rejection::bad_request(format!(
+                "the status line {} is not `HTTP/1.1 code reason`",
+                quote(line)
+            ))
+        };
+        let (version, rest) = line.split_at_checked(8).ok_or_else(invalid)?;
+        self.http10 = match version {
+            b"HTTP/1.1" => false,
+            b"HTTP/1.0" => true,
+            _ => return Err(invalid()),
+        };
+        let [b' ', digits @ ..] = rest else {
+            return Err(invalid());
+        };
+        let (code, reason) = digits.split_at_checked(3).ok_or_else(invalid)?;
+        if !code.iter().all(u8::is_ascii_digit) || code[0] == b'0' {
+            return Err(invalid());
+        }
+        match reason {
+            [] => {}
+            [b' ', text @ ..] if text.iter().all(|&byte| is_field_value_byte(byte)) => {}
+            _ => return Err(invalid()),
+        }
+        self.status = Some(
+            code.iter()
+                .fold(0u16, |total, digit| total * 10 + u16::from(digit - b'0')),
+        );
         self.seen_request_line = true;
         Ok(())
     }
@@ -191,7 +267,8 @@ impl HeadParser {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "too_many_headers",
                 format!(
-                    "the request has more than {} header fields",
+                    "the {} has more than {} header fields",
+                    self.kind.noun(),
                     self.limits.max_headers
                 ),
             ));
@@ -199,16 +276,18 @@ impl HeadParser {
 
         if name.eq_ignore_ascii_case(b"content-length") {
             if self.content_length.is_some() {
-                return Err(Rejection::bad_request(
-                    "the request has more than one Content-Length field",
-                ));
+                return Err(Rejection::bad_request(format!(
+                    "the {} has more than one Content-Length field",
+                    self.kind.noun()
+                )));
             }
             self.content_length = Some(parse_content_length(value)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if self.chunked {
-                return Err(Rejection::bad_request(
-                    "the request has more than one Transfer-Encoding field",
-                ));
+                return Err(Rejection::bad_request(format!(
+                    "the {} has more than one Transfer-Encoding field",
+                    self.kind.noun()
+                )));
             }
             if !value.eq_ignore_ascii_case(b"chunked") {
                 return Err(Rejection::bad_request(format!(
@@ -232,18 +311,20 @@ impl HeadParser {
 
     /// Decides the framing once the empty line that ends the head has arrived.
     fn finish(&self) -> HeadParse {
+        let noun = self.kind.noun();
         if self.chunked && self.content_length.is_some() {
-            return HeadParse::Rejected(Rejection::bad_request(
-                "the request has both Content-Length and Transfer-Encoding, so its length is ambiguous",
-            ));
+            return HeadParse::Rejected(Rejection::bad_request(format!(
+                "the {noun} has both Content-Length and Transfer-Encoding, so its length is ambiguous"
+            )));
         }
         if self.chunked && self.http10 {
-            return HeadParse::Rejected(Rejection::bad_request(
-                "Transfer-Encoding is not allowed in HTTP/1.0 requests",
-            ));
+            return HeadParse::Rejected(Rejection::bad_request(format!(
+                "Transfer-Encoding is not allowed in HTTP/1.0 {noun}s"
+            )));
         }
         let framing = match (self.chunked, self.content_length) {
             (true, _) => BodyFraming::Chunked,
+            (false, None) if self.kind == MessageKind::Response => BodyFraming::UntilClose,
             (false, None | Some(0)) => BodyFraming::None,
             (false, Some(length)) => {
                 if let Some(max) = self.limits.max_body_bytes {
@@ -258,6 +339,8 @@ impl HeadParser {
             len: self.line_start,
             framing,
             close: self.connection_close || (self.http10 && !self.connection_keep_alive),
+            status: self.status,
+            head_method: self.head_method,
         })
     }
 }

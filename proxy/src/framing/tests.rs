@@ -70,6 +70,8 @@ fn valid_heads_give_framing() {
             len: head.len(),
             framing,
             close,
+            status: None,
+            head_method: false,
         };
         assert_eq!(parse(head), HeadParse::Complete(expected), "{head:?}");
     }
@@ -177,6 +179,8 @@ fn head_fed_byte_by_byte_completes_once() {
             len: head.len(),
             framing: BodyFraming::Length(3),
             close: false,
+            status: None,
+            head_method: false,
         })
     );
 }

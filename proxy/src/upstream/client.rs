@@ -15,7 +15,9 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 
+use super::guarded::GuardedConnector;
 use super::{error_chain, FailureKind, RequestBody, UpstreamError};
+use crate::framing::InvalidResponse;
 
 /// How long an idle pooled connection is kept. Shorter than the 60-second idle timeout of
 /// Portcullis listeners (and of most servers), so this side closes first and never sends a
@@ -38,8 +40,8 @@ pub struct UpstreamOptions {
 /// HTTP/1.1 by ALPN. Connections are pooled and reused; clones share one pool.
 #[derive(Clone, Debug)]
 pub enum UpstreamClient {
-    Plain(Client<HttpConnector, RequestBody>),
-    Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
+    Plain(Client<GuardedConnector<HttpConnector>, RequestBody>),
+    Tls(Client<GuardedConnector<HttpsConnector<HttpConnector>>, RequestBody>),
 }
 
 impl UpstreamClient {
@@ -48,7 +50,9 @@ impl UpstreamClient {
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(POOL_IDLE_TIMEOUT);
         builder.http2_only(options.http2);
-        UpstreamClient::Plain(builder.build(http_connector(options.connect_timeout)))
+        let connector =
+            GuardedConnector::new(http_connector(options.connect_timeout), options.http2);
+        UpstreamClient::Plain(builder.build(connector))
     }
 
     /// Creates a client for `https://` upstreams. The peer's certificate is verified against
@@ -71,7 +75,7 @@ impl UpstreamClient {
             .wrap_connector(http_connector(connect_timeout));
         let mut client = Client::builder(TokioExecutor::new());
         client.pool_idle_timeout(POOL_IDLE_TIMEOUT);
-        UpstreamClient::Tls(client.build(connector))
+        UpstreamClient::Tls(client.build(GuardedConnector::new(connector, false)))
     }
 
     /// Sends `request` (whose URI must be absolute) and waits at most `timeout` for the
@@ -147,7 +151,9 @@ fn http_connector(connect_timeout: Duration) -> HttpConnector {
 }
 
 fn classify(err: &hyper_util::client::legacy::Error) -> FailureKind {
-    if chain_has_tls_error(err) {
+    if chain_has::<InvalidResponse>(err) {
+        FailureKind::InvalidResponse
+    } else if chain_has::<rustls::Error>(err) {
         FailureKind::Tls
     } else if err.is_connect() {
         FailureKind::Connect
@@ -156,20 +162,18 @@ fn classify(err: &hyper_util::client::legacy::Error) -> FailureKind {
     }
 }
 
-/// Looks for a rustls error anywhere in the chain. tokio-rustls reports handshake failures
-/// as an `io::Error` that wraps the rustls error, and `io::Error::source` skips the wrapped
-/// error, so each `io::Error`'s payload is checked too.
-fn chain_has_tls_error(err: &(dyn StdError + 'static)) -> bool {
+/// Looks for an error of type `E` anywhere in the chain. tokio-rustls reports handshake
+/// failures, and the response guard reports invalid responses, as an `io::Error` that wraps
+/// the real error, and `io::Error::source` skips the wrapped error, so each `io::Error`'s
+/// payload is checked too.
+fn chain_has<E: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(err);
     while let Some(err) = current {
-        if err.is::<rustls::Error>() {
+        if err.is::<E>() {
             return true;
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
+            if io.get_ref().is_some_and(|inner| inner.is::<E>()) {
                 return true;
             }
         }
@@ -210,8 +214,8 @@ mod tests {
     fn tls_error_found_inside_io_error() {
         let tls = rustls::Error::General("bad certificate".into());
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
-        assert!(chain_has_tls_error(&io));
+        assert!(chain_has::<rustls::Error>(&io));
         let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(!chain_has_tls_error(&plain));
+        assert!(!chain_has::<rustls::Error>(&plain));
     }
 }

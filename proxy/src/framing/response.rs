@@ -1,0 +1,367 @@
+//! [`ResponseGuard`]: the framing checks for upstream HTTP/1 connections. It reads the
+//! requests the client writes to learn which ones were HEAD, then lets a response through
+//! only when its framing has exactly one reading. A violation fails the read with an error
+//! that carries [`InvalidResponse`], so the client reports the exchange as failed and never
+//! reuses the connection, whose later bytes can no longer be trusted.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::head::MessageKind;
+use super::{BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser};
+
+/// Bytes read from the upstream at a time while a head or framing line is checked.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Limits for upstream responses: generous, because the app is trusted to send sane heads,
+/// and bounded, so a broken app cannot make the sidecar buffer without end. hyper's client
+/// buffers at most about 400 KiB by default, so larger heads fail there anyway.
+const RESPONSE_LIMITS: HeadLimits = HeadLimits {
+    max_head_bytes: 256 * 1024,
+    max_uri_bytes: 256 * 1024,
+    max_headers: 1_000,
+    max_body_bytes: None,
+};
+
+/// Limits for reading back the requests the client itself writes; they only need to hold
+/// any request the listeners let through, which are smaller.
+const WRITTEN_REQUEST_LIMITS: HeadLimits = HeadLimits {
+    max_head_bytes: 4 * 1024 * 1024,
+    max_uri_bytes: 4 * 1024 * 1024,
+    max_headers: 10_000,
+    max_body_bytes: None,
+};
+
+/// An upstream response whose framing is ambiguous or malformed, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid response from the upstream: {0}")]
+pub struct InvalidResponse(pub String);
+
+enum ReadPhase {
+    Head(HeadParser),
+    Length(u64),
+    Chunked(ChunkedBody),
+    UntilClose,
+    Ended,
+    Failed(String),
+}
+
+enum WritePhase {
+    Head(HeadParser),
+    Length(u64),
+    Chunked(ChunkedBody),
+}
+
+/// Wraps the upstream side of an HTTP/1 connection. Writes pass through and are followed to
+/// find each request's method; reads return only response bytes that passed the checks.
+pub struct ResponseGuard<IO> {
+    inner: IO,
+    buf: BytesMut,
+    ready: usize,
+    read: ReadPhase,
+    written_head: Vec<u8>,
+    write: WritePhase,
+    /// For each request written and not yet answered: whether it was HEAD.
+    pending_head_requests: VecDeque<bool>,
+}
+
+impl<IO> ResponseGuard<IO> {
+    pub fn new(inner: IO) -> ResponseGuard<IO> {
+        ResponseGuard {
+            inner,
+            buf: BytesMut::new(),
+            ready: 0,
+            read: ReadPhase::Head(HeadParser::for_kind(MessageKind::Response, RESPONSE_LIMITS)),
+            written_head: Vec::new(),
+            write: WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS)),
+            pending_head_requests: VecDeque::new(),
+        }
+    }
+
+    pub fn get_ref(&self) -> &IO {
+        &self.inner
+    }
+
+    /// Follows bytes the client wrote, noting each request's method once its head ends.
+    fn observe_written(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match &mut self.write {
+                WritePhase::Head(parser) => {
+                    self.written_head.extend_from_slice(bytes);
+                    match parser.feed(&self.written_head) {
+                        HeadParse::Incomplete => return,
+                        HeadParse::Rejected(rejection) => {
+                            // The client wrote something the guard cannot follow, so it can
+                            // no longer tell which response has a body.
+                            self.fail(format!(
+                                "a request written upstream could not be followed: {}",
+                                rejection.message
+                            ));
+                            return;
+                        }
+                        HeadParse::Complete(head) => {
+                            self.pending_head_requests.push_back(head.head_method);
+                            let rest = self.written_head.split_off(head.len);
+                            self.written_head.clear();
+                            self.write = match head.framing {
+                                BodyFraming::Length(length) => WritePhase::Length(length),
+                                BodyFraming::Chunked => {
+                                    WritePhase::Chunked(ChunkedBody::new(WRITTEN_REQUEST_LIMITS))
+                                }
+                                BodyFraming::None | BodyFraming::UntilClose => {
+                                    WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS))
+                                }
+                            };
+                            // `rest` belongs to the body or the next request; follow it too.
+                            self.observe_written(&rest);
+                            return;
+                        }
+                    }
+                }
+                WritePhase::Length(remaining) => {
+                    let taken = (*remaining).min(bytes.len() as u64);
+                    *remaining -= taken;
+                    // `taken` is at most `bytes.len()`, a usize.
+                    bytes = &bytes[taken as usize..];
+                    if *remaining == 0 {
+                        self.write = WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS));
+                    }
+                }
+                WritePhase::Chunked(body) => match body.feed(bytes) {
+                    Ok(ChunkProgress::NeedMore) => return,
+                    Ok(ChunkProgress::Done(count)) => {
+                        bytes = &bytes[count..];
+                        self.write = WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS));
+                    }
+                    Err(rejection) => {
+                        self.fail(format!(
+                            "a request body written upstream could not be followed: {}",
+                            rejection.message
+                        ));
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Checks the response bytes in `buf` after the `ready` ones, as far as they go.
+    fn process(&mut self) {
+        loop {
+            let pending = &self.buf[self.ready..];
+            if pending.is_empty() {
+                return;
+            }
+            match &mut self.read {
+                ReadPhase::Ended | ReadPhase::Failed(_) => {
+                    self.buf.truncate(self.ready);
+                    return;
+                }
+                ReadPhase::Head(parser) => match parser.feed(pending) {
+                    HeadParse::Incomplete => return,
+                    HeadParse::Rejected(rejection) => self.fail(rejection.message),
+                    HeadParse::Complete(head) => {
+                        self.ready += head.len;
+                        self.start_body(head.status.unwrap_or(0), head.framing, head.close);
+                    }
+                },
+                ReadPhase::Length(remaining) => {
+                    let taken = (*remaining).min(pending.len() as u64);
+                    *remaining -= taken;
+                    // `taken` is at most `pending.len()`, a usize.
+                    self.ready += taken as usize;
+                    if *remaining == 0 {
+                        self.read = self.next_head();
+                    }
+                }
+                ReadPhase::Chunked(body) => match body.feed(pending) {
+                    Ok(ChunkProgress::NeedMore) => {
+                        self.ready = self.buf.len();
+                        return;
+                    }
+                    Ok(ChunkProgress::Done(count)) => {
+                        self.ready += count;
+                        self.read = self.next_head();
+                    }
+                    Err(rejection) => self.fail(rejection.message),
+                },
+                ReadPhase::UntilClose => {
+                    self.ready = self.buf.len();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decides how the body of a response with `status` is framed (RFC 9112 section 6.3).
+    fn start_body(&mut self, status: u16, declared: BodyFraming, close: bool) {
+        if status == 101 {
+            self.fail(
+                "the upstream switched protocols (101), which the sidecar never asks for".into(),
+            );
+            return;
+        }
+        if (100..200).contains(&status) {
+            // An interim response; the final one for the same request follows.
+            self.read = self.next_head();
+            return;
+        }
+        let Some(head_request) = self.pending_head_requests.pop_front() else {
+            self.fail(format!(
+                "the upstream sent a {status} response to no request"
+            ));
+            return;
+        };
+        let framing = if head_request || status == 204 || status == 304 {
+            BodyFraming::None
+        } else {
+            declared
+        };
+        self.read = match framing {
+            BodyFraming::None if close => ReadPhase::Ended,
+            BodyFraming::None => self.next_head(),
+            BodyFraming::Length(length) => ReadPhase::Length(length),
+            BodyFraming::Chunked => ReadPhase::Chunked(ChunkedBody::new(RESPONSE_LIMITS)),
+            BodyFraming::UntilClose => ReadPhase::UntilClose,
+        };
+    }
+
+    fn next_head(&self) -> ReadPhase {
+        ReadPhase::Head(HeadParser::for_kind(MessageKind::Response, RESPONSE_LIMITS))
+    }
+
+    fn fail(&mut self, message: String) {
+        tracing::debug!(%message, "upstream response framing rejected");
+        self.read = ReadPhase::Failed(message);
+        self.buf.truncate(self.ready);
+    }
+
+    fn direct_read_limit(&self) -> u64 {
+        match &self.read {
+            ReadPhase::Length(remaining) => *remaining,
+            ReadPhase::Chunked(body) => body.data_remaining(),
+            ReadPhase::UntilClose => u64::MAX,
+            _ => 0,
+        }
+    }
+
+    fn consume_body(&mut self, count: u64) {
+        match &mut self.read {
+            ReadPhase::Length(remaining) => {
+                *remaining = remaining.saturating_sub(count);
+                if *remaining == 0 {
+                    self.read = self.next_head();
+                }
+            }
+            ReadPhase::Chunked(body) => body.consume_data(count),
+            _ => {}
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for ResponseGuard<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.ready > 0 {
+                let count = this.ready.min(out.remaining());
+                out.put_slice(&this.buf[..count]);
+                this.buf.advance(count);
+                this.ready -= count;
+                return Poll::Ready(Ok(()));
+            }
+            match &this.read {
+                ReadPhase::Failed(message) => {
+                    let error = InvalidResponse(message.clone());
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, error)));
+                }
+                ReadPhase::Ended => return Poll::Ready(Ok(())),
+                _ => {}
+            }
+            let limit = this.direct_read_limit();
+            if this.buf.is_empty() && limit > 0 {
+                // Body bytes go straight to the caller, skipping the guard's buffer.
+                let take = limit.min(out.remaining() as u64) as usize;
+                let mut direct = ReadBuf::new(out.initialize_unfilled_to(take));
+                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut direct))?;
+                let count = direct.filled().len();
+                if count == 0 {
+                    this.read = ReadPhase::Ended;
+                    return Poll::Ready(Ok(()));
+                }
+                out.advance(count);
+                this.consume_body(count as u64);
+                return Poll::Ready(Ok(()));
+            }
+
+            let filled = this.buf.len();
+            this.buf.resize(filled + READ_CHUNK, 0);
+            let mut read_buf = ReadBuf::new(&mut this.buf[filled..]);
+            let result = Pin::new(&mut this.inner).poll_read(cx, &mut read_buf);
+            let count = read_buf.filled().len();
+            this.buf.truncate(filled + count);
+            ready!(result)?;
+            if count == 0 {
+                this.read = ReadPhase::Ended;
+            } else {
+                this.process();
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for ResponseGuard<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.observe_written(&buf[..written]);
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        let mut left = written;
+        for buf in bufs {
+            if left == 0 {
+                break;
+            }
+            let part = left.min(buf.len());
+            this.observe_written(&buf[..part]);
+            left -= part;
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
