@@ -414,3 +414,45 @@ async fn jwks_file_reloaded_on_change() {
     assert_invalid_token(&reply, "key removed from the file");
     assert_eq!(app.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn full_cache_stops_caching_new_tokens() {
+    let app = App::start().await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let key = Key::ec("ec-1");
+    let server = KeyServer::start(jwks(&[&key.jwk])).await;
+    let body = format!(
+        "{}\n[cache]\nmax_entries = 3\n",
+        provider_toml(ISSUER, AUDIENCE, &server, "")
+    );
+    let sidecar = start(dir.path(), &config_toml(app.addr, &body)).await;
+    // Ten distinct valid tokens, as a flood of fresh logins would bring.
+    let tokens: Vec<String> = (0..10).map(|_| key.token()).collect();
+
+    for round in 0..2 {
+        for token in &tokens {
+            let reply = get(sidecar.inbound_addr(), "/orders", Some(token))
+                .await
+                .expect("request");
+            assert_eq!(
+                reply.status,
+                StatusCode::OK,
+                "round {round}: {}",
+                reply.body
+            );
+        }
+    }
+
+    // Only the first three tokens found room, so only they hit in the second round; the
+    // others were verified again instead of evicting live entries.
+    let metrics = metrics_text(sidecar.admin_addr()).await;
+    assert_eq!(
+        metric(&metrics, "portcullis_token_cache_hits_total"),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(&metrics, "portcullis_token_cache_misses_total"),
+        Some(17.0)
+    );
+    assert_eq!(app.requests().len(), 20);
+}
