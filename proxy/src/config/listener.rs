@@ -109,7 +109,10 @@ impl RawLimits {
                 format!("{max_head_bytes} is outside 1024 to {MAX_HEAD_BYTES_CEILING}; the default is {DEFAULT_MAX_HEAD_BYTES}"),
             ));
         }
-        let max_uri_bytes = self.max_uri_bytes.unwrap_or(defaults.max_uri_bytes);
+        // A smaller head limit lowers the default target limit with it.
+        let max_uri_bytes = self
+            .max_uri_bytes
+            .unwrap_or(defaults.max_uri_bytes.min(max_head_bytes));
         if max_uri_bytes < 16 || max_uri_bytes > max_head_bytes {
             return Err(ConfigError::invalid(
                 field("max_uri_bytes"),
@@ -229,6 +232,13 @@ mod tests {
         assert_eq!(limits.max_connections, 4);
         assert_eq!(limits.http2_max_concurrent_streams, 7);
         assert_eq!(limits.http2_max_pending_resets, 1);
+    }
+
+    #[test]
+    fn small_head_lowers_uri_default() {
+        let raw: RawLimits = toml::from_str("max_head_bytes = 4096").unwrap();
+        let limits = raw.validate("inbound.limits").unwrap();
+        assert_eq!(limits.max_uri_bytes, 4096);
     }
 
     #[test]
