@@ -63,12 +63,17 @@ pub struct RawConnection {
 
 impl RawConnection {
     pub async fn open(addr: SocketAddr) -> RawConnection {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        RawConnection {
+        RawConnection::try_open(addr).await.expect("connect")
+    }
+
+    /// Connects, or returns `None` when the connection is refused.
+    pub async fn try_open(addr: SocketAddr) -> Option<RawConnection> {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        Some(RawConnection {
             stream,
             buffer: Vec::new(),
             closed: false,
-        }
+        })
     }
 
     /// Writes `bytes` exactly. A server that already closed may make this fail, which the
