@@ -255,8 +255,8 @@ pub struct AppRequest {
 type AppBody = BoxBody<Bytes, Infallible>;
 
 /// An app that records every request it receives, reads bodies without keeping them, holds
-/// `/slow` requests until [`EdgeApp::release`], and answers `/download/<bytes>` with that
-/// many bytes, streamed.
+/// `/slow` requests until [`EdgeApp::release`], and answers a path ending in
+/// `/download/<bytes>` with that many bytes, streamed.
 #[derive(Clone)]
 pub struct EdgeApp {
     pub addr: SocketAddr,
@@ -348,7 +348,7 @@ impl EdgeApp {
         if target.starts_with("/slow") {
             let _permit = self.gate.acquire().await.expect("gate is never closed");
         }
-        if let Some(size) = target.strip_prefix("/download/") {
+        if let Some((_, size)) = target.split_once("/download/") {
             let size: u64 = size.parse().expect("numeric download size");
             return download(size);
         }
