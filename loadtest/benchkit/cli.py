@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import resource
 import shutil
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import report
-from .contenders import CONTENDERS, Contender, RunContext, check_contender
+from .contenders import CONTENDERS, CheckResult, Contender, RunContext, check_contender
 from .procs import Process, free_port, http_get, wait_until
 from .scenarios import PLANS, REPEATED_CONNECTIONS, Measurer, Plan
 from .setup import (REPO_ROOT, SetupError, build_binaries, generate_tokens, install_missing,
@@ -181,6 +182,7 @@ def measure(args, plan: Plan, programs, binaries, work: Path, started: float,
     upstream.start()
     if not wait_until(lambda: http_get(upstream_port, "/.bench/requests").status == 200, 10):
         print(f"error: bench-upstream did not start:\n{upstream.log_tail()}", file=sys.stderr)
+        upstream.stop()
         return 2
 
     context = RunContext(work=work, binaries=binaries, tokens=tokens,
@@ -229,7 +231,10 @@ def start_and_check(contender: Contender, mode: str) -> dict:
         contender.stop()
         return {"status": "failed_to_start", "failures": [str(err)]}
 
-    check = check_contender(contender)
+    try:
+        check = check_contender(contender)
+    except (OSError, http.client.HTTPException) as err:
+        check = CheckResult(passed=False, failures=[f"the check request failed: {err}"])
     entry: dict = {"status": "measured" if check.passed else "failed_check",
                    "failures": check.failures}
     if name != "direct":
