@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     mode.add_argument("--smoke", action="store_true",
                       help="one-second runs without fixed_rate, for the test suite; exits "
                            "non-zero unless every request succeeded")
+
     parser.add_argument("--contenders", default="direct,portcullis,envoy,haproxy",
                         help="comma-separated subset of direct, portcullis, envoy, haproxy "
                              "(default: all)")
@@ -50,6 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=int,
                         help="requests per second of fixed_rate (default: half the slowest "
                              "contender's repeated_token rate, at most 2000, 1000 with --quick)")
+
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "loadtest" / "results",
                         help="where latest.json, latest.md and latest.svg go "
                              "(default: loadtest/results)")
@@ -62,6 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "generators, also set for their autogroup; a negative value, "
                              "which needs root, gives them precedence over other work on a "
                              "shared machine (default 0)")
+
     parser.add_argument("--debug-build", action="store_true",
                         help="use debug binaries, which build faster but are slow; for smoke runs")
     parser.add_argument("--bin-dir", type=Path,
@@ -71,6 +74,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="fail instead of installing missing tools with apt-get or pip")
     parser.add_argument("--keep-work", action="store_true",
                         help="keep the working folder (configs, logs, tokens) and print its path")
+
     args = parser.parse_args(argv)
     args.contender_names = [name.strip() for name in args.contenders.split(",") if name.strip()]
     unknown = [name for name in args.contender_names if name not in CONTENDERS]

@@ -5,7 +5,7 @@
 //
 // TOKEN_FILE contains one token per line (bench-tokens' unique.txt), as an absolute path.
 // Requests past the end of the file start over and hit the cache; the `reused` counter
-// says how many did. VUS (16) and DURATION (30s) size the run.
+// counts them. VUS (16) and DURATION (30s) size the run.
 import http from "k6/http";
 import { check } from "k6";
 import { Counter } from "k6/metrics";

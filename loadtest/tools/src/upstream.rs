@@ -1,8 +1,8 @@
 //! The minimal upstream app of the benchmark: every contender, and the `direct` baseline,
 //! forwards to this same server, so differences come from the proxies alone.
 //!
-//! It returns a small JSON body with `x-bench-upstream: 1` for every request. The header tells
-//! a response from the app apart from one a proxy wrote itself. It also serves the benchmark's
+//! It returns a small JSON body with `x-bench-upstream: 1` for every request. The header
+//! distinguishes a response from the app from one a proxy wrote itself. It also serves the benchmark's
 //! JWKS at [`JWKS_PATH`], standing in for the token issuer, and counts the requests it served
 //! at [`COUNT_PATH`], so a check can prove that a rejected request never reached it.
 
