@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use http::header::{EXPECT, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Body as _;
 use serde_json::json;
 
 use crate::access_log::{self, Direction, RequestRecord};
@@ -143,6 +144,7 @@ impl State {
         {
             Ok(token) => token,
             Err(failure) => {
+                drain_rejected_body(request).await;
                 let response = failure
                     .to_response(&self.realm)
                     .map(|body| body.map_err(|never| match never {}).boxed_unsync());
@@ -254,6 +256,7 @@ impl Handler for Inbound {
             }
             Err(error) => {
                 let path = request.uri().path().to_owned();
+                drain_rejected_body(request).await;
                 (state.reject_target(error), path)
             }
         };
@@ -272,6 +275,33 @@ impl Handler for Inbound {
         );
         outcome.response
     }
+}
+
+/// Largest rejected request body read before the rejection is sent: the book's order is well
+/// under 1 KiB, and a larger upload is not worth receiving only to throw it away.
+const REJECTED_BODY_DRAIN_LIMIT: usize = 64 * 1024;
+/// Longest wait for a rejected request's body, so a slow sender cannot hold the stream open.
+const REJECTED_BODY_DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Reads and discards the body of a rejected HTTP/2 request, up to a small bound, before the
+/// rejection is sent.
+///
+/// When a response completes while the client is still sending, hyper resets the stream, and
+/// some clients then report a framing error instead of the 401 (curl 7.88 prints `curl: (92)
+/// Stream error in the HTTP/2 framing layer` for the book's POST without a token). Bodies over
+/// the limit or slower than the time bound, and requests waiting for `100 Continue`, are not
+/// read: those get the rejection at once and the stream is reset as before. HTTP/1.1 needs no
+/// draining because the connection is closed instead.
+async fn drain_rejected_body(request: Request<RequestBody>) {
+    if request.version() != Version::HTTP_2
+        || request.headers().contains_key(EXPECT)
+        || request.body().is_end_stream()
+    {
+        return;
+    }
+    let limited = Limited::new(request.into_body(), REJECTED_BODY_DRAIN_LIMIT);
+    // The outcome does not matter: the body is discarded either way.
+    let _ = tokio::time::timeout(REJECTED_BODY_DRAIN_TIME, limited.collect()).await;
 }
 
 /// Builds the response downstream clients get when the app cannot be reached. It names no
