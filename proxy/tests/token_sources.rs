@@ -381,6 +381,39 @@ async fn tokens_never_logged_or_counted() {
 }
 
 #[tokio::test]
+async fn query_token_not_logged_when_app_fails() {
+    let logs = captured_logs();
+    let key = Key::ec("ec-1");
+    let server = KeyServer::start(jwks(&[&key.jwk])).await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    // Nothing listens on the app's port, so forwarding fails and is logged with its error.
+    let closed: std::net::SocketAddr = ([127, 0, 0, 1], common::free_port().await).into();
+    let body = format!(
+        "{}\n{ALL_SOURCES}",
+        provider_toml(ISSUER, AUDIENCE, &server, "")
+    );
+    let sidecar = start(dir.path(), &config_toml(closed, &body)).await;
+    let token = key.token();
+
+    let reply = common::get(
+        sidecar.inbound_addr(),
+        &format!("/orders?access_token={token}"),
+        None,
+    )
+    .await
+    .expect("request");
+
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("forwarding to the app failed"),
+        "the failure must be logged for this check to mean anything"
+    );
+    let signature = token.rsplit('.').next().expect("signature");
+    assert!(!logs.contains(signature), "the query token is in the logs");
+}
+
+#[tokio::test]
 async fn route_claim_requirements_enforced() {
     let routes = r#"
 [[routes]]

@@ -5,7 +5,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body, Incoming};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
@@ -95,7 +95,7 @@ impl UpstreamClient {
         let result = self.send_once(request, deadline, timeout).await;
         match (result, retry) {
             (Err(err), Some(copy)) if err.kind() == FailureKind::Connect => {
-                tracing::debug!(upstream = %copy.uri(), error = %err, "connection refused; retrying once");
+                tracing::debug!(upstream = %without_query(copy.uri()), error = %err, "connection refused; retrying once");
                 tokio::time::sleep(RETRY_DELAY).await;
                 self.send_once(copy, deadline, timeout).await
             }
@@ -109,7 +109,7 @@ impl UpstreamClient {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let upstream = request.uri().clone();
+        let upstream = without_query(request.uri());
         let pending = match self {
             UpstreamClient::Plain(client) => client.request(request),
             UpstreamClient::Tls(client) => client.request(request),
@@ -128,6 +128,17 @@ impl UpstreamClient {
 
 /// Returns a copy of `request` to retry with, when it is idempotent (RFC 9110 section
 /// 9.2.2) and has no body.
+/// Returns `uri` without its query, for errors and logs, because a query may carry a bearer
+/// token (`token_sources.query_parameter`) or other secrets.
+fn without_query(uri: &Uri) -> Uri {
+    let mut parts = uri.clone().into_parts();
+    if let Some(path_and_query) = &parts.path_and_query {
+        parts.path_and_query = path_and_query.path().parse().ok();
+    }
+    // A path taken from a valid URI parses again; the fallback keeps the query out anyway.
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
 fn replayable_copy(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
     if !request.method().is_idempotent() || !request.body().is_end_stream() {
         return None;
