@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each token and key fuzz target for a bounded time (default 60 seconds each, or the
+# Runs each fuzz target for a bounded time (default 60 seconds each, or the
 # first argument) and stops at the first crash. Needs cargo-fuzz (`cargo install
 # cargo-fuzz`); RUSTC_BOOTSTRAP=1 lets the stable toolchain accept the nightly flags that
 # cargo-fuzz passes for the sanitizer and coverage instrumentation.
@@ -13,7 +13,7 @@ if [ ! -f Cargo.lock ]; then
 fi
 export RUSTC_BOOTSTRAP=1
 
-for target in token_verify jwks_parse credentials; do
+for target in token_verify jwks_parse credentials request_path request_head; do
     echo "==> fuzzing $target for $seconds seconds"
     mkdir -p "corpus/$target"
     # New inputs go to corpus/<target>; seeds/<target> contains the committed starting cases.

@@ -298,7 +298,7 @@ impl HeadParser {
             self.chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for option in value.split(|&byte| byte == b',') {
-                let option = option.trim_ascii();
+                let option = trim_ows_end(trim_ows(option));
                 if option.eq_ignore_ascii_case(b"close") {
                     self.connection_close = true;
                 } else if option.eq_ignore_ascii_case(b"keep-alive") {
@@ -367,7 +367,7 @@ pub(super) fn split_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Rejection>
             quote(name)
         )));
     }
-    let value = line[colon + 1..].trim_ascii_start();
+    let value = trim_ows(&line[colon + 1..]);
     if !value.iter().all(|&byte| is_field_value_byte(byte)) {
         return Err(Rejection::bad_request(format!(
             "the value of field {} contains a control character",
@@ -375,6 +375,24 @@ pub(super) fn split_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Rejection>
         )));
     }
     Ok((name, value))
+}
+
+/// Removes leading optional whitespace, which HTTP defines as spaces and tabs only (RFC 9110
+/// section 5.6.3). `trim_ascii_start` would also remove form feeds, which httparse rejects.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&byte| byte != b' ' && byte != b'\t')
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn trim_ows_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|&byte| byte != b' ' && byte != b'\t')
+        .map_or(0, |last| last + 1);
+    &bytes[..end]
 }
 
 /// Parses a `Content-Length` value: digits only, with no sign, list, space or trailing

@@ -112,6 +112,8 @@ fn ambiguous_framing_rejected_with_400() {
         "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
         "GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n",
         "GET / HTTP/1.1\r\nX-A: a\x7fb\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A:\x0c4\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding:\x0cchunked\r\n\r\n",
         "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
         "GET / HTTP/1.1\r\n: empty name\r\n\r\n",
         "GET / HTTP/1.1\r\nX(A): 1\r\n\r\n",
