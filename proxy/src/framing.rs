@@ -12,12 +12,14 @@
 //! responses, where a violation fails the exchange with 502.
 //!
 //! What the guard rejects, and with which status:
-//! - 400: bare CR or LF, obs-fold, whitespace before a colon, a field name that is not a
-//!   token, a control character in a field value, a malformed request line, `Content-Length`
-//!   together with `Transfer-Encoding`, more than one `Content-Length` or `Transfer-Encoding`
-//!   field, a `Content-Length` that is not plain digits, a `Transfer-Encoding` other than
-//!   exactly `chunked`, trailing whitespace after either, `Transfer-Encoding` on HTTP/1.0, and
-//!   a malformed chunk size line, chunk terminator or trailer field.
+//! - 400, for the line syntax: bare CR or LF, obs-fold, whitespace before a colon, a field
+//!   name that is not a token, a control character in a field value, a malformed request
+//!   line.
+//! - 400, for the length: `Content-Length` together with `Transfer-Encoding`, more than one
+//!   `Content-Length` or `Transfer-Encoding` field, a `Content-Length` that is not plain
+//!   digits, a `Transfer-Encoding` other than exactly `chunked`, trailing whitespace after
+//!   either, `Transfer-Encoding` on HTTP/1.0.
+//! - 400, in a chunked body: a malformed chunk size line, chunk terminator or trailer field.
 //! - 408: no complete request head within the head timeout.
 //! - 413: a body larger than the configured maximum.
 //! - 414: a request target longer than the configured maximum.

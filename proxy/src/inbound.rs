@@ -157,7 +157,8 @@ impl State {
         // must not be able to remove one the sidecar sets below.
         remove_hop_by_hop(&mut parts.headers);
         remove_routing_overrides(&mut parts.headers);
-        // The listener answered any `Expect: 100-continue` itself when the body was first read.
+        // The listener handles `Expect: 100-continue` itself (hyper sends `100 Continue` when
+        // the body is first read for forwarding), so the app must not act on it again.
         parts.headers.remove(EXPECT);
         identity::strip_identity_headers(&mut parts.headers);
         if let Some(token) = &token {

@@ -1,6 +1,6 @@
 //! The accept loop every listener runs: plain TCP or TLS (tokio-rustls), HTTP/1.1 and HTTP/2
-//! on the same port (HTTP/2 by ALPN on TLS and by prior knowledge otherwise), a cap on open
-//! connections, settings a reload can replace, and the drain that stops it.
+//! on the same port, a cap on open connections, settings a reload can replace, and the drain
+//! that stops it. HTTP/2 is chosen by ALPN on TLS and by prior knowledge otherwise.
 //!
 //! HTTP/1 connections pass through the strict framing guard ([`crate::framing`]) before
 //! hyper parses them. [`connection`] serves each accepted connection.
@@ -31,7 +31,7 @@ use crate::upstream::{ProxyBody, RequestBody};
 /// short pause lets connections close before the next try.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// While connections are refused for being over the limit, one warning per this interval
-/// says how many were refused, instead of one line per connection.
+/// logs how many were refused, instead of one line per connection.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Sent, without reading the request, on a plain connection refused for being over the limit.
 const REFUSED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\nretry-after: 1\r\n\r\n";

@@ -1,6 +1,6 @@
 //! Graceful shutdown: the signals that start it and the flag that readiness checks read
 //! during a drain. The drain itself is [`crate::sidecar::RunningSidecar::shutdown`]. Also
-//! SIGHUP, which asks for a configuration reload
+//! SIGHUP, which requests a configuration reload
 //! ([`crate::sidecar::RunningSidecar::reload`]).
 
 use std::io;

@@ -1,6 +1,6 @@
 //! Draining without losing a request: SIGTERM to a `portcullis` process under a steady,
 //! bounded load, and the HTTP/2 drain with GOAWAY. Every request the app received must have
-//! been answered; requests that got no answer must never have reached the app.
+//! got a response, and requests without a response must never have reached the app.
 
 mod common;
 
@@ -19,7 +19,7 @@ const WORKERS: usize = 6;
 /// Bound on each generator's requests, so the load stops by itself even if the sidecar never
 /// stops accepting.
 const MAX_REQUESTS_PER_WORKER: usize = 400;
-/// Answers to wait for before SIGTERM, so the signal lands in steady load.
+/// Responses to wait for before SIGTERM, so the signal lands in steady load.
 const ANSWERS_BEFORE_SIGTERM: usize = 100;
 
 /// What one request got.
@@ -107,7 +107,7 @@ async fn sigterm_under_load_drops_no_accepted_request() {
     }
     sidecar.signal("TERM");
 
-    // The app may answer the slow request only once the drain has begun.
+    // The app may respond to the slow request only once the drain has begun.
     while tokio::net::TcpStream::connect(inbound).await.is_ok() {
         assert!(
             tokio::time::Instant::now() < deadline + WAIT_LIMIT,

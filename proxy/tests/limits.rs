@@ -240,7 +240,8 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// A GET for `/` on `orders`, HPACK-encoded from the static table and a literal authority.
+/// Encodes a GET for `/` on `orders` with HPACK, from the static table and a literal
+/// authority.
 fn get_header_block() -> Vec<u8> {
     let mut block = vec![0x82, 0x86, 0x84, 0x01, 6];
     block.extend_from_slice(b"orders");

@@ -1,4 +1,4 @@
-//! How the listeners handle HTTP: the resource limits and timeouts of `[inbound.limits]` and
+//! Listener settings: the resource limits and timeouts of `[inbound.limits]` and
 //! `[outbound.limits]`, with the reason for every default, and case-insensitive routes.
 
 use std::time::Duration;
@@ -24,9 +24,9 @@ const MAX_HEADERS_CEILING: usize = 1_000;
 /// A client on a working network sends its request head in well under a second. A short
 /// bound frees the connections that slow senders would otherwise hold (slowloris).
 const DEFAULT_HEAD_TIMEOUT_SECS: u64 = 10;
-/// Long enough to reuse a connection between bursts of requests, and twice the 30-second
-/// pool idle time of the sidecar's own upstream client, so a peer Portcullis closes a pooled
-/// connection before this side does and never sends a request into a closing one.
+/// Long enough to reuse a connection between bursts of requests. It is also twice the
+/// 30-second pool idle time of the sidecar's own upstream client, so a peer Portcullis closes
+/// a pooled connection first and never sends a request into one this side is closing.
 const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// Far above what one app's sidecar serves at once, and a bound on memory when a client
 /// opens connections without using them.
@@ -51,7 +51,7 @@ pub struct ListenerLimits {
     /// Maximum request body size in bytes; larger bodies get 413. `None` means no limit.
     pub max_body_bytes: Option<u64>,
     /// Time a client has to send a complete request head, counted from the connection's
-    /// start or from the first byte of a later head; past it the connection gets 408 and is
+    /// start or from the first byte of a later head. Past it the connection gets 408 and is
     /// closed.
     pub head_timeout: Duration,
     /// Time a connection may stay open with no request in progress before it is closed.

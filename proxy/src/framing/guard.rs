@@ -21,17 +21,18 @@ use super::{
 /// Bytes read from the socket at a time while a head or framing line is being checked.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// Where in the byte stream the guard found a violation.
+/// Position of a violation in the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectionPoint {
-    /// In a request head. hyper never saw that request; the connection owner must answer it.
+    /// In a request head. hyper never saw that request, so the connection owner must send
+    /// the response.
     Head,
     /// In the body of the `request`-th request of the connection (counting from 1). hyper
-    /// has its head and sees its body end early.
+    /// has its head and reads a body that ends early.
     Body { request: u64 },
 }
 
-/// What the guard found, shared with the connection that owns it.
+/// Findings of the guard, shared with the connection that owns it.
 #[derive(Debug, Default)]
 pub struct GuardState {
     rejection: Mutex<Option<(RejectionPoint, Rejection)>>,
@@ -98,7 +99,7 @@ enum Phase {
 }
 
 /// Wraps the downstream side of an HTTP/1 connection. Reads return only bytes that belong to
-/// request heads and bodies that passed the framing checks; at the first violation the guard
+/// request heads and bodies that passed the framing checks. At the first violation the guard
 /// records it in its [`GuardState`] and reports end of stream. Writes pass through.
 pub struct Http1Guard<IO> {
     inner: IO,
@@ -218,8 +219,8 @@ impl<IO> Http1Guard<IO> {
         }
     }
 
-    /// The phase after a complete message: the next head, or the end when the request asked
-    /// to close the connection.
+    /// Returns the phase after a complete message: the next head, or the end when the request
+    /// asked to close the connection.
     fn after_message(&self, close: bool) -> Phase {
         if close {
             Phase::Ended

@@ -6,7 +6,7 @@ use http::StatusCode;
 
 use super::{is_field_value_byte, is_tchar, quote, HeadLimits, Rejection};
 
-/// How the body of a message is delimited, as its head declares it (RFC 9112 section 6.3).
+/// Body framing declared by a message head (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
     /// No body: neither `Content-Length` nor `Transfer-Encoding` on a request, or
@@ -102,7 +102,7 @@ impl HeadParser {
         }
     }
 
-    /// Checks the lines of `head` that were not checked by an earlier call. `head` holds
+    /// Checks the lines of `head` that were not checked by an earlier call. `head` contains
     /// every byte received for this head so far, starting with its first byte, and grows
     /// from call to call.
     pub fn feed(&mut self, head: &[u8]) -> HeadParse {
@@ -176,6 +176,7 @@ impl HeadParser {
         let method = parts.next().unwrap_or_default();
         let target = parts.next().unwrap_or_default();
         let version = parts.next();
+
         if method.is_empty() || !method.iter().all(|&byte| is_tchar(byte)) {
             return Err(Rejection::bad_request(format!(
                 "the request method {} is not a token",
@@ -185,6 +186,7 @@ impl HeadParser {
         if target.len() > self.limits.max_uri_bytes {
             return Err(uri_too_long(self.limits.max_uri_bytes));
         }
+
         let Some(version) = version else {
             return Err(Rejection::bad_request(
                 "the request line must be `method target HTTP/1.1` with single spaces",
@@ -196,6 +198,7 @@ impl HeadParser {
                 quote(target)
             )));
         }
+
         self.http10 = match version {
             b"HTTP/1.1" => false,
             b"HTTP/1.0" => true,

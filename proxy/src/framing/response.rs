@@ -66,7 +66,7 @@ pub struct ResponseGuard<IO> {
     read: ReadPhase,
     written_head: Vec<u8>,
     write: WritePhase,
-    /// For each request written and not yet answered: whether it was HEAD.
+    /// For each request written that has no response yet: whether it was HEAD.
     pending_head_requests: VecDeque<bool>,
 }
 

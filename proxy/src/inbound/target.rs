@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Request, Version};
 
 use crate::path::{self, PathProblem};
 
-/// Why a request target or `Host` is rejected with 400.
+/// Reason a request target or `Host` is rejected with 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetError {
     Connect,

@@ -1,6 +1,6 @@
 //! One downstream connection from accept to close: the TLS handshake, the choice of HTTP/1
 //! or HTTP/2, hyper's connection with the listener's limits, the idle timeout, the drain,
-//! and the answer to a request head that the framing guard rejected.
+//! and the response to a request head that the framing guard rejected.
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -27,12 +27,12 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on writing a rejection and on closing, for a client that stops reading.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a rejection the client may still be sending the rest of its request. Reading and
-/// discarding it for a moment keeps the kernel from answering those bytes with a reset,
+/// discarding it for a moment keeps the kernel from responding to those bytes with a reset,
 /// which could destroy the rejection before the client reads it.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
-/// What a connection shares with its listener.
+/// The listener state a connection shares.
 pub(super) struct Listener<H> {
     pub name: &'static str,
     pub handler: Arc<H>,
@@ -131,8 +131,8 @@ impl<H: Handler> Listener<H> {
 
         let mut builder = http1::Builder::new();
         builder
-            // The guard reports end of stream right after a rejected head while an earlier
-            // response may still be in flight; half-close support lets hyper finish it.
+            // The guard reports end of stream right after a rejected head, when an earlier
+            // response may still be in flight. Half-close support lets hyper finish it.
             .half_close(true)
             .keep_alive(true)
             // The guard times request heads itself and the idle timeout covers the time

@@ -1,6 +1,6 @@
 //! The service each connection runs around its listener's [`Handler`]: it counts requests in
 //! flight for the idle timeout, enforces the body size limit on HTTP/2 (the framing guard
-//! does it on HTTP/1), and answers a request whose body broke the framing rules with the
+//! does it on HTTP/1), and responds to a request whose body broke the framing rules with the
 //! guard's status instead of whatever the handler produced.
 
 use std::convert::Infallible;
@@ -130,7 +130,7 @@ pub(super) fn rejection_response(rejection: &Rejection) -> Response<ProxyBody> {
     )
 }
 
-/// Logs a request the listener answered before any handler saw it.
+/// Logs a request the listener rejected before any handler saw it.
 pub(super) fn log_rejection(listener: &'static str, info: ConnectionInfo, rejection: &Rejection) {
     tracing::info!(
         target: "portcullis::access",

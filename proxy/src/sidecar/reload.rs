@@ -1,8 +1,8 @@
 //! Applying a new configuration to a running sidecar, as SIGHUP does. Everything that reads
 //! files or fetches keys happens first, so any failure leaves the old configuration serving.
-//! Then the handlers and listener settings are swapped. Established connections stay open:
-//! their next requests use the new routes and keys, while their limits and TLS session stay
-//! as they were; new connections get everything new, including TLS certificates.
+//! Then the handlers and listener settings are swapped. Established connections stay open,
+//! and their next requests use the new routes and keys. Their limits and TLS session stay as
+//! they were, while new connections get everything new, including TLS certificates.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +16,13 @@ use crate::keys::{KeyError, KeyStore};
 use crate::outbound::{Outbound, OutboundError};
 use crate::tls::TlsError;
 
-/// How long a reload waits for the signing keys of providers it changes. Enough for a first
-/// fetch plus a retry at the default 5-second fetch timeout; a reload that cannot get keys
-/// in that time is rejected rather than leaving tokens unverifiable.
+/// How long a reload waits for the signing keys of providers it changes: enough for a first
+/// fetch plus a retry at the default 5-second fetch timeout. A reload that cannot get keys
+/// in that time is rejected, because applying it would leave tokens unverifiable.
 const RELOAD_KEYS_TIMEOUT: Duration = Duration::from_secs(15);
 const KEYS_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Why a new configuration was not applied. The old one keeps serving.
+/// Reason a new configuration was not applied; the old one keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error("`{field}` changed from {old} to {new}; a running listener cannot move, so restart the sidecar to apply it")]

@@ -27,7 +27,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// restarting to start listening, short enough that a down app still gets 502 at once.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
 
-/// How an [`UpstreamClient`] connects.
+/// Connection options of an [`UpstreamClient`].
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamOptions {
     /// Maximum time to open a TCP connection.

@@ -1,7 +1,7 @@
 //! Raw HTTP helpers for the edge tests, where an HTTP library would normalise the request
 //! away: a TCP client that writes exact bytes and parses responses itself, an app that
 //! streams bodies without keeping them and notes the connection of each request, a scripted
-//! upstream that answers with exact bytes, and a `portcullis` process with its log. All of
+//! upstream that responds with exact bytes, and a `portcullis` process with its log. All of
 //! them use 127.0.0.1 only.
 
 use std::convert::Infallible;
@@ -248,14 +248,14 @@ pub struct AppRequest {
     pub headers: HeaderMap,
     /// Body bytes read; set once the whole body has arrived.
     pub body_len: Option<u64>,
-    /// The sidecar's address for this connection, which tells connections apart.
+    /// The sidecar's address for this connection, which distinguishes connections.
     pub peer: SocketAddr,
 }
 
 type AppBody = BoxBody<Bytes, Infallible>;
 
-/// An app that records every request it receives, reads bodies without keeping them, holds
-/// `/slow` requests until [`EdgeApp::release`], and answers a path ending in
+/// An app that records every request it receives, reads bodies without keeping them, keeps
+/// `/slow` requests waiting until [`EdgeApp::release`], and responds to a path ending in
 /// `/download/<bytes>` with that many bytes, streamed.
 #[derive(Clone)]
 pub struct EdgeApp {
@@ -394,7 +394,7 @@ impl EdgeApp {
     }
 }
 
-/// A 200 response with `size` bytes of `x`, sent in 64 KiB chunks as they are polled.
+/// Builds a 200 response with `size` bytes of `x`, sent in 64 KiB chunks as they are polled.
 fn download(size: u64) -> Response<AppBody> {
     const CHUNK: u64 = 64 * 1024;
     let chunk = Bytes::from(vec![b'x'; CHUNK as usize]);
@@ -420,7 +420,7 @@ fn download(size: u64) -> Response<AppBody> {
 // ---------------------------------------------------------------------------------------
 // Scripted upstream
 
-/// A TCP server that reads each request head and answers with the bytes `script` returns
+/// A TCP server that reads each request head and responds with the bytes `script` returns
 /// for the request's position (counting from 0 over all connections). It counts connections
 /// and closes a connection after a response when `script` says so.
 #[derive(Clone)]

@@ -4,8 +4,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::*;
 
-/// Writes `requests` through a guard, lets the upstream answer with `responses`, and
-/// returns what the guard lets the client read.
+/// Writes `requests` through a guard, sends `responses` from the upstream side, and returns
+/// what the guard lets the client read.
 async fn through_guard(requests: &[&str], responses: &str) -> io::Result<Vec<u8>> {
     let (client_side, mut upstream): (DuplexStream, DuplexStream) = tokio::io::duplex(64 * 1024);
     let mut guard = ResponseGuard::new(client_side);
