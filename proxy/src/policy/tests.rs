@@ -126,46 +126,14 @@ fn first_matching_route_wins() {
     let cases: Vec<(Method, &str, RouteDecision)> = vec![
         (Method::GET, "/healthz", RouteDecision::Open),
         (Method::POST, "/healthz", RouteDecision::Open),
-        (
-            Method::GET,
-            "/healthz/x",
-            token(&[]),
-        ),
-        (
-            Method::POST,
-            "/orders",
-            token(&foo),
-        ),
-        (
-            Method::POST,
-            "/orders/7",
-            token(&foo),
-        ),
-        (
-            Method::GET,
-            "/orders/7",
-            token(&bar),
-        ),
-        (
-            Method::GET,
-            "/ordersx",
-            token(&[]),
-        ),
-        (
-            Method::DELETE,
-            "/ordersx",
-            token(&admin),
-        ),
-        (
-            Method::DELETE,
-            "/orders/7",
-            token(&bar),
-        ),
-        (
-            Method::GET,
-            "/other",
-            token(&[]),
-        ),
+        (Method::GET, "/healthz/x", token(&[])),
+        (Method::POST, "/orders", token(&foo)),
+        (Method::POST, "/orders/7", token(&foo)),
+        (Method::GET, "/orders/7", token(&bar)),
+        (Method::GET, "/ordersx", token(&[])),
+        (Method::DELETE, "/ordersx", token(&admin)),
+        (Method::DELETE, "/orders/7", token(&bar)),
+        (Method::GET, "/other", token(&[])),
     ];
     for (method, path, expected) in cases {
         assert_eq!(policy.decide(&method, path), expected, "{method} {path}");
