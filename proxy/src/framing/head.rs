@@ -109,8 +109,18 @@ impl HeadParser {
         loop {
             let rest = &head[self.line_start..];
             let Some(newline) = rest.iter().position(|&byte| byte == b'\n') else {
-                return self.check_incomplete(head);
+                return match self.check_limits(rest, head.len()) {
+                    Some(rejection) => HeadParse::Rejected(rejection),
+                    None => HeadParse::Incomplete,
+                };
             };
+            // Limits come before syntax, so the result does not depend on how the bytes
+            // arrived: a partial line over a limit is rejected for it before its end arrives.
+            if let Some(rejection) =
+                self.check_limits(&rest[..newline], self.line_start + newline + 1)
+            {
+                return HeadParse::Rejected(rejection);
+            }
             if newline == 0 || rest[newline - 1] != b'\r' {
                 return HeadParse::Rejected(Rejection::bad_request(format!(
                     "the {} head has a line ending in a bare LF; lines must end in CRLF",
@@ -125,9 +135,6 @@ impl HeadParser {
                 )));
             }
             self.line_start += newline + 1;
-            if self.line_start > self.limits.max_head_bytes {
-                return HeadParse::Rejected(head_too_large(self.limits.max_head_bytes));
-            }
 
             let checked = if !self.seen_request_line {
                 // RFC 9112 section 2.2: a server should ignore empty lines before the
@@ -150,24 +157,25 @@ impl HeadParser {
         }
     }
 
-    /// Rejects an incomplete head that is already over a limit.
-    fn check_incomplete(&self, head: &[u8]) -> HeadParse {
+    /// Returns the limit that `line`, the line being checked, breaks: a request target over
+    /// `max_uri_bytes` while it is the request line, or a head of `head_len` bytes so far
+    /// over `max_head_bytes`. `line` may be partial.
+    fn check_limits(&self, line: &[u8], head_len: usize) -> Option<Rejection> {
         if !self.seen_request_line && self.kind == MessageKind::Request {
-            let partial = &head[self.line_start..];
-            if let Some(space) = partial.iter().position(|&byte| byte == b' ') {
-                let target = partial[space + 1..]
+            if let Some(space) = line.iter().position(|&byte| byte == b' ') {
+                let target = line[space + 1..]
                     .split(|&byte| byte == b' ')
                     .next()
                     .unwrap_or_default();
                 if target.len() > self.limits.max_uri_bytes {
-                    return HeadParse::Rejected(uri_too_long(self.limits.max_uri_bytes));
+                    return Some(uri_too_long(self.limits.max_uri_bytes));
                 }
             }
         }
-        if head.len() > self.limits.max_head_bytes {
-            return HeadParse::Rejected(head_too_large(self.limits.max_head_bytes));
+        if head_len > self.limits.max_head_bytes {
+            return Some(head_too_large(self.limits.max_head_bytes));
         }
-        HeadParse::Incomplete
+        None
     }
 
     /// Checks `method SP request-target SP HTTP-version` with single spaces.
@@ -183,10 +191,6 @@ impl HeadParser {
                 quote(method)
             )));
         }
-        if target.len() > self.limits.max_uri_bytes {
-            return Err(uri_too_long(self.limits.max_uri_bytes));
-        }
-
         let Some(version) = version else {
             return Err(Rejection::bad_request(
                 "the request line must be `method target HTTP/1.1` with single spaces",

@@ -169,6 +169,22 @@ fn limits_rejected_with_their_status() {
 }
 
 #[test]
+fn limit_wins_over_syntax_however_bytes_arrive() {
+    let line = format!("GET /{} HTTP/1.1\n\r\n", "a".repeat(300));
+    let whole = HeadParser::new(LIMITS).feed(line.as_bytes());
+    let mut parser = HeadParser::new(LIMITS);
+    let mut pieces = HeadParse::Incomplete;
+    for end in 1..=line.len() {
+        pieces = parser.feed(&line.as_bytes()[..end]);
+        if pieces != HeadParse::Incomplete {
+            break;
+        }
+    }
+    assert_eq!(whole, pieces);
+    assert!(matches!(whole, HeadParse::Rejected(r) if r.status == StatusCode::URI_TOO_LONG));
+}
+
+#[test]
 fn head_fed_byte_by_byte_completes_once() {
     let head = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
     let mut parser = HeadParser::new(LIMITS);
