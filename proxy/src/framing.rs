@@ -30,6 +30,7 @@
 mod chunked;
 mod guard;
 mod head;
+pub(crate) mod io;
 mod response;
 
 use http::StatusCode;

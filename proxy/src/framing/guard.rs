@@ -9,17 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
 use http::StatusCode;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::io::{forward_async_write, poll_read_direct, CheckedBuffer};
 use super::{
     BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser, Rejection,
 };
-
-/// Bytes read from the socket at a time while a head or framing line is being checked.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Position of a violation in the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +102,7 @@ pub struct Http1Guard<IO> {
     inner: IO,
     limits: HeadLimits,
     head_timeout: Duration,
-    /// Bytes read from the socket and not yet returned to the reader.
-    buf: BytesMut,
-    /// How many bytes at the front of `buf` passed the checks.
-    ready: usize,
+    buf: CheckedBuffer,
     phase: Phase,
     /// When the head in progress must be complete.
     head_deadline: Option<Pin<Box<Sleep>>>,
@@ -131,8 +125,7 @@ impl<IO> Http1Guard<IO> {
             inner,
             limits,
             head_timeout,
-            buf: BytesMut::from(prefix),
-            ready: 0,
+            buf: CheckedBuffer::new(prefix),
             phase: Phase::Head(HeadParser::new(limits)),
             head_deadline: Some(Box::pin(tokio::time::sleep_until(first_deadline))),
             state,
@@ -146,16 +139,16 @@ impl<IO> Http1Guard<IO> {
         self.inner
     }
 
-    /// Checks the bytes in `buf` after the `ready` ones, as far as they go.
+    /// Checks the unchecked bytes in `buf`, as far as they go.
     fn process(&mut self) {
         loop {
-            let pending = &self.buf[self.ready..];
+            let pending = self.buf.unchecked();
             if pending.is_empty() && !matches!(self.phase, Phase::Ended) {
                 return;
             }
             match &mut self.phase {
                 Phase::Ended => {
-                    self.buf.truncate(self.ready);
+                    self.buf.discard_unchecked();
                     return;
                 }
                 Phase::Head(parser) => {
@@ -169,7 +162,7 @@ impl<IO> Http1Guard<IO> {
                             self.reject(RejectionPoint::Head, rejection)
                         }
                         HeadParse::Complete(head) => {
-                            self.ready += head.len;
+                            self.buf.mark_checked(head.len);
                             self.head_deadline = None;
                             self.state.heads_passed.fetch_add(1, Ordering::Relaxed);
                             self.state.head_in_progress.store(false, Ordering::Relaxed);
@@ -195,19 +188,19 @@ impl<IO> Http1Guard<IO> {
                     *remaining -= taken;
                     let close = *close;
                     // `taken` is at most `pending.len()`, a usize.
-                    self.ready += taken as usize;
+                    self.buf.mark_checked(taken as usize);
                     if *remaining == 0 {
                         self.phase = self.after_message(close);
                     }
                 }
                 Phase::Chunked { body, close } => match body.feed(pending) {
                     Ok(ChunkProgress::NeedMore) => {
-                        self.ready = self.buf.len();
+                        self.buf.mark_all_checked();
                         return;
                     }
                     Ok(ChunkProgress::Done(count)) => {
                         let close = *close;
-                        self.ready += count;
+                        self.buf.mark_checked(count);
                         self.phase = self.after_message(close);
                     }
                     Err(rejection) => {
@@ -278,40 +271,6 @@ impl<IO> Http1Guard<IO> {
     }
 }
 
-impl<IO: AsyncRead + Unpin> Http1Guard<IO> {
-    /// Appends what the socket has to `buf` and returns the byte count, 0 at end of stream.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let filled = self.buf.len();
-        self.buf.resize(filled + READ_CHUNK, 0);
-        let mut read_buf = ReadBuf::new(&mut self.buf[filled..]);
-        let result = Pin::new(&mut self.inner).poll_read(cx, &mut read_buf);
-        let count = read_buf.filled().len();
-        self.buf.truncate(filled + count);
-        result.map_ok(|()| count)
-    }
-
-    /// Reads at most `limit` body bytes straight into `out`, skipping the guard's buffer.
-    fn poll_read_body(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-        limit: u64,
-    ) -> Poll<io::Result<()>> {
-        // The minimum is at most `out.remaining()`, a usize.
-        let take = limit.min(out.remaining() as u64) as usize;
-        let mut direct = ReadBuf::new(out.initialize_unfilled_to(take));
-        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut direct))?;
-        let count = direct.filled().len();
-        if count == 0 {
-            self.end_of_input();
-            return Poll::Ready(Ok(()));
-        }
-        out.advance(count);
-        self.consume_body(count as u64);
-        Poll::Ready(Ok(()))
-    }
-}
-
 impl<IO: AsyncRead + Unpin> AsyncRead for Http1Guard<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -320,23 +279,24 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Http1Guard<IO> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.ready > 0 {
-                let count = this.ready.min(out.remaining());
-                out.put_slice(&this.buf[..count]);
-                this.buf.advance(count);
-                this.ready -= count;
+            if this.buf.take_checked(out) {
                 return Poll::Ready(Ok(()));
             }
             if matches!(this.phase, Phase::Ended) {
                 return Poll::Ready(Ok(()));
             }
-            if this.buf.is_empty() {
-                let limit = this.direct_read_limit();
-                if limit > 0 {
-                    return this.poll_read_body(cx, out, limit);
+            let limit = this.direct_read_limit();
+            if this.buf.is_empty() && limit > 0 {
+                // Body bytes go straight to the reader, skipping the guard's buffer.
+                let count = ready!(poll_read_direct(&mut this.inner, cx, out, limit))?;
+                if count == 0 {
+                    this.end_of_input();
+                } else {
+                    this.consume_body(count as u64);
                 }
+                return Poll::Ready(Ok(()));
             }
-            match this.poll_fill(cx) {
+            match this.buf.poll_fill(&mut this.inner, cx) {
                 Poll::Ready(Ok(0)) => this.end_of_input(),
                 Poll::Ready(Ok(_)) => this.process(),
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -359,32 +319,4 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Http1Guard<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Http1Guard<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+forward_async_write!(Http1Guard);

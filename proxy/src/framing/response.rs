@@ -9,14 +9,11 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::head::MessageKind;
+use super::io::{poll_read_direct, CheckedBuffer};
 use super::{BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser};
-
-/// Bytes read from the upstream at a time while a head or framing line is checked.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Limits for upstream responses: generous, because the app is trusted to send sane heads,
 /// and bounded, so a broken app cannot make the sidecar buffer without end. hyper's client
@@ -61,8 +58,7 @@ enum WritePhase {
 /// find each request's method; reads return only response bytes that passed the checks.
 pub struct ResponseGuard<IO> {
     inner: IO,
-    buf: BytesMut,
-    ready: usize,
+    buf: CheckedBuffer,
     read: ReadPhase,
     written_head: Vec<u8>,
     write: WritePhase,
@@ -74,8 +70,7 @@ impl<IO> ResponseGuard<IO> {
     pub fn new(inner: IO) -> ResponseGuard<IO> {
         ResponseGuard {
             inner,
-            buf: BytesMut::new(),
-            ready: 0,
+            buf: CheckedBuffer::new(&[]),
             read: ReadPhase::Head(HeadParser::for_kind(MessageKind::Response, RESPONSE_LIMITS)),
             written_head: Vec::new(),
             write: WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS)),
@@ -150,23 +145,23 @@ impl<IO> ResponseGuard<IO> {
         }
     }
 
-    /// Checks the response bytes in `buf` after the `ready` ones, as far as they go.
+    /// Checks the unchecked response bytes in `buf`, as far as they go.
     fn process(&mut self) {
         loop {
-            let pending = &self.buf[self.ready..];
+            let pending = self.buf.unchecked();
             if pending.is_empty() {
                 return;
             }
             match &mut self.read {
                 ReadPhase::Ended | ReadPhase::Failed(_) => {
-                    self.buf.truncate(self.ready);
+                    self.buf.discard_unchecked();
                     return;
                 }
                 ReadPhase::Head(parser) => match parser.feed(pending) {
                     HeadParse::Incomplete => return,
                     HeadParse::Rejected(rejection) => self.fail(rejection.message),
                     HeadParse::Complete(head) => {
-                        self.ready += head.len;
+                        self.buf.mark_checked(head.len);
                         self.start_body(head.status.unwrap_or(0), head.framing, head.close);
                     }
                 },
@@ -174,24 +169,24 @@ impl<IO> ResponseGuard<IO> {
                     let taken = (*remaining).min(pending.len() as u64);
                     *remaining -= taken;
                     // `taken` is at most `pending.len()`, a usize.
-                    self.ready += taken as usize;
+                    self.buf.mark_checked(taken as usize);
                     if *remaining == 0 {
                         self.read = self.next_head();
                     }
                 }
                 ReadPhase::Chunked(body) => match body.feed(pending) {
                     Ok(ChunkProgress::NeedMore) => {
-                        self.ready = self.buf.len();
+                        self.buf.mark_all_checked();
                         return;
                     }
                     Ok(ChunkProgress::Done(count)) => {
-                        self.ready += count;
+                        self.buf.mark_checked(count);
                         self.read = self.next_head();
                     }
                     Err(rejection) => self.fail(rejection.message),
                 },
                 ReadPhase::UntilClose => {
-                    self.ready = self.buf.len();
+                    self.buf.mark_all_checked();
                     return;
                 }
             }
@@ -238,7 +233,7 @@ impl<IO> ResponseGuard<IO> {
     fn fail(&mut self, message: String) {
         tracing::debug!(%message, "upstream response framing rejected");
         self.read = ReadPhase::Failed(message);
-        self.buf.truncate(self.ready);
+        self.buf.discard_unchecked();
     }
 
     fn direct_read_limit(&self) -> u64 {
@@ -272,11 +267,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ResponseGuard<IO> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.ready > 0 {
-                let count = this.ready.min(out.remaining());
-                out.put_slice(&this.buf[..count]);
-                this.buf.advance(count);
-                this.ready -= count;
+            if this.buf.take_checked(out) {
                 return Poll::Ready(Ok(()));
             }
             match &this.read {
@@ -290,26 +281,16 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ResponseGuard<IO> {
             let limit = this.direct_read_limit();
             if this.buf.is_empty() && limit > 0 {
                 // Body bytes go straight to the caller, skipping the guard's buffer.
-                let take = limit.min(out.remaining() as u64) as usize;
-                let mut direct = ReadBuf::new(out.initialize_unfilled_to(take));
-                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut direct))?;
-                let count = direct.filled().len();
+                let count = ready!(poll_read_direct(&mut this.inner, cx, out, limit))?;
                 if count == 0 {
                     this.read = ReadPhase::Ended;
-                    return Poll::Ready(Ok(()));
+                } else {
+                    this.consume_body(count as u64);
                 }
-                out.advance(count);
-                this.consume_body(count as u64);
                 return Poll::Ready(Ok(()));
             }
 
-            let filled = this.buf.len();
-            this.buf.resize(filled + READ_CHUNK, 0);
-            let mut read_buf = ReadBuf::new(&mut this.buf[filled..]);
-            let result = Pin::new(&mut this.inner).poll_read(cx, &mut read_buf);
-            let count = read_buf.filled().len();
-            this.buf.truncate(filled + count);
-            ready!(result)?;
+            let count = ready!(this.buf.poll_fill(&mut this.inner, cx))?;
             if count == 0 {
                 this.read = ReadPhase::Ended;
             } else {
