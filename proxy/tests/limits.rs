@@ -143,6 +143,28 @@ async fn large_http2_body_gets_413() {
 }
 
 #[tokio::test]
+async fn large_http2_header_list_rejected() {
+    let (app, sidecar, _dir) = start("max_head_bytes = 4096").await;
+    let stream = TcpStream::connect(sidecar.inbound_addr()).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+
+    let request = http::Request::get("http://orders/public/a")
+        .header("x-big", "b".repeat(5000))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+
+    assert_eq!(response.status(), 431);
+    assert!(app.requests().is_empty());
+}
+
+#[tokio::test]
 async fn slow_head_gets_408_and_close() {
     let (app, sidecar, _dir) = start("head_timeout_secs = 1").await;
     let mut connection = RawConnection::open(sidecar.inbound_addr()).await;
