@@ -1,7 +1,7 @@
 //! Fuzzes the strict HTTP/1 head parser and the chunked body tracker. Feeding a head in
-//! pieces must give the same result as feeding it whole, and every head the parser accepts
-//! must parse the same way in httparse, the parser hyper uses, so the guard and hyper never
-//! disagree about where a message starts or what it declares.
+//! pieces must give the same result as feeding it whole. Every head the parser accepts must
+//! also parse to the same length in httparse, the parser hyper uses, so the guard and hyper
+//! never disagree about where a message starts.
 //!
 //! The first input byte picks requests or responses (bit 0) and the piece size (the other
 //! bits); the rest is the byte stream.
