@@ -202,9 +202,12 @@ async fn rejected_requests_never_reach_app() {
     let (sts, app, sidecar, client) = start_chain(
         dir.path(),
         |config| {
-            for client in &mut config.clients {
-                client.token_lifetime_secs = 1;
-            }
+            // A second client whose tokens live one second, so only the expiry check waits
+            // for expired tokens and the other cases keep hour-long ones.
+            let mut short_lived = config.clients[0].clone();
+            short_lived.id = "shortlived".to_owned();
+            short_lived.token_lifetime_secs = 1;
+            config.clients.push(short_lived);
         },
         0,
     )
@@ -212,6 +215,28 @@ async fn rejected_requests_never_reach_app() {
     let sts_url = format!("https://localhost:{}", sts.local_addr().port());
     let orders = format!("https://localhost:{}/orders", sidecar.inbound_addr().port());
     let token = password_token(&client, &sts_url, "&scope=foo").await;
+    let short_lived_token = {
+        use base64::Engine;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode("shortlived:applicationsecret");
+        let reply = client
+            .send(
+                Method::POST,
+                &format!("{sts_url}/oauth/token"),
+                &[
+                    ("authorization", &format!("Basic {credentials}")),
+                    common::FORM,
+                ],
+                "grant_type=password&username=peter&password=peter123&scope=foo",
+            )
+            .await
+            .expect("token request gets a response");
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.json()["access_token"]
+            .as_str()
+            .expect("access_token present")
+            .to_owned()
+    };
 
     // No token: a bare challenge without an error code.
     let reply = get(&client, &format!("{orders}/1"), None).await;
@@ -274,12 +299,12 @@ async fn rejected_requests_never_reach_app() {
         challenge(&reply)
     );
 
-    // Expired: the tokens live one second and the sidecar allows no leeway.
+    // Expired: the short-lived token lives one second and the sidecar allows no leeway.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let reply = get(
         &client,
         &format!("{orders}/1"),
-        Some(&format!("Bearer {token}")),
+        Some(&format!("Bearer {short_lived_token}")),
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
