@@ -2,8 +2,8 @@
 //! certificate per listener and a client certificate the order sidecar presents to the
 //! inventory sidecar (mutual TLS).
 //!
-//! Everything is generated on first start and reused while every file is present; if any is
-//! missing, the whole set is generated again so certificates always chain to the CA on disk.
+//! Everything is generated on first start and reused while every file is present. If any is
+//! missing, the whole set is generated again, so certificates always chain to the CA on disk.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -176,8 +176,8 @@ impl DemoCerts {
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
 
-        // The CA key signs nothing after this run, so it is kept only long enough to issue the
-        // set above; a rerun generates a fresh CA.
+        // The CA key signs nothing after this run, so it is never written to disk. A rerun
+        // generates a fresh CA.
         write_file(&self.ca, ca_cert.pem().as_bytes(), 0o644)
     }
 }

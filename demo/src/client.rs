@@ -19,12 +19,12 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The body parsed as JSON, or `Null` when it is not JSON.
+    /// Parses the body as JSON, returning `Null` when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 
-    /// A header's value as text, or an empty string when it is absent or not ASCII.
+    /// Returns a header's value as text, or an empty string when it is absent or not ASCII.
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)

@@ -20,7 +20,7 @@ pub struct DemoPorts {
 }
 
 impl DemoPorts {
-    /// The ports of *Microservices Security in Action*: STS 8443, order service 9443,
+    /// Returns the ports of *Microservices Security in Action*: STS 8443, order service 9443,
     /// inventory 10443, plus the apps and admin listeners beside them.
     pub fn book() -> DemoPorts {
         DemoPorts {
@@ -38,9 +38,9 @@ impl DemoPorts {
     /// Free ports chosen by the kernel, for tests that run beside other demos.
     ///
     /// The sidecars and apps refer to each other by address, so the ports must be known before
-    /// anything starts. Each is found by binding port 0 and releasing it just before use;
-    /// another process could take one in between, which would fail the start with an
-    /// "address in use" error rather than misroute traffic.
+    /// anything starts. Each is found by binding port 0 and releasing it just before use.
+    /// Another process could take one in between. The start then fails with an "address in
+    /// use" error, so traffic is never misrouted.
     pub fn ephemeral() -> std::io::Result<DemoPorts> {
         let listeners = (0..8)
             .map(|_| TcpListener::bind("127.0.0.1:0"))
@@ -61,7 +61,7 @@ impl DemoPorts {
         })
     }
 
-    /// The loopback address of `port`.
+    /// Returns the loopback address of `port`.
     pub fn local(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }

@@ -21,7 +21,7 @@ use crate::certs::DemoCerts;
 use crate::client::DemoClient;
 use crate::layout::{DemoPorts, ISSUER};
 
-/// What to run and where to keep its files.
+/// Options of a demo run: its data folder, its ports, and which apps it starts.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// Certificates, STS keys, databases and the generated sidecar configuration files.
@@ -33,7 +33,7 @@ pub struct DemoOptions {
 }
 
 impl DemoOptions {
-    /// The demo as the book runs it, on the book's ports.
+    /// Returns the options of the book's demo, on the book's ports.
     pub fn book(data_dir: PathBuf) -> DemoOptions {
         DemoOptions {
             data_dir,
@@ -161,7 +161,7 @@ async fn start_sidecar(
 }
 
 impl RunningDemo {
-    /// Waits until both sidecars answer `/readyz` with 200, polling every 100 ms.
+    /// Waits until both sidecars return 200 from `/readyz`, polling every 100 ms.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), DemoError> {
         let client = DemoClient::new(&self.certs.ca, None)?;
         let deadline = Instant::now() + timeout;
@@ -188,17 +188,17 @@ impl RunningDemo {
         Ok(())
     }
 
-    /// The base URL of the STS, such as `https://localhost:8443`.
+    /// Returns the base URL of the STS, such as `https://localhost:8443`.
     pub fn sts_url(&self) -> String {
         format!("https://localhost:{}", self.ports.sts)
     }
 
-    /// The base URL of the order service's sidecar.
+    /// Returns the base URL of the order service's sidecar.
     pub fn orders_url(&self) -> String {
         format!("https://localhost:{}", self.ports.orders_inbound)
     }
 
-    /// The base URL of the inventory service's sidecar (mutual TLS).
+    /// Returns the base URL of the inventory service's sidecar (mutual TLS).
     pub fn inventory_url(&self) -> String {
         format!("https://localhost:{}", self.ports.inventory_inbound)
     }

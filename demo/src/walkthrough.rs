@@ -10,7 +10,7 @@ use crate::RunningDemo;
 /// The order body from *Microservices Security in Action*, chapter 10.
 pub const BOOK_ORDER: &str = r#"{"customer_id":"101021","payment_method":{"card_type":"VISA","expiration":"01/22","name":"John Doe","billing_address":"201, 1st Street, San Jose, CA"},"items":[{"code":"101","qty":1},{"code":"103","qty":5}],"shipping_address":"201, 1st Street, San Jose, CA"}"#;
 
-/// An order for more stock than the inventory holds, so inventory answers 409.
+/// An order for more stock than the inventory has, so inventory returns 409.
 const TOO_LARGE_ORDER: &str = r#"{"customer_id":"101021","payment_method":{"card_type":"VISA","expiration":"01/22","name":"John Doe","billing_address":"201, 1st Street, San Jose, CA"},"items":[{"code":"102","qty":1000000}],"shipping_address":"201, 1st Street, San Jose, CA"}"#;
 
 const FORM: (&str, &str) = (

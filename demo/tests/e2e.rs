@@ -528,7 +528,7 @@ async fn inventory_sidecar_requires_client_certificate() {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 }
 
-/// A well-formed token from the demo issuer whose signature cannot be checked without keys.
+/// Builds a well-formed token from the demo issuer whose signature cannot be checked without keys.
 fn unverifiable_token() -> String {
     use base64::Engine;
     let encode = |json: serde_json::Value| {
@@ -565,7 +565,7 @@ async fn sidecar_becomes_ready_when_sts_starts() {
         Some(&format!("Bearer {}", unverifiable_token())),
     )
     .await;
-    // The token may be valid, so without keys the answer is 503, not 401.
+    // The token may be valid, so without keys the response is 503, not 401.
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(reply.headers.contains_key("retry-after"));
 

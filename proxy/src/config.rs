@@ -99,7 +99,7 @@ pub struct ServerTlsConfig {
     pub client_ca: Option<PathBuf>,
 }
 
-/// Where a provider's signing keys come from.
+/// Source of a provider's signing keys.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JwksSource {
     /// Fetched over HTTP(S) at startup and on refresh.
@@ -143,7 +143,7 @@ pub struct ProviderConfig {
     pub required_typ: Option<String>,
 }
 
-/// How a route matches a request path.
+/// Path matcher of a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     Exact(String),

@@ -281,7 +281,7 @@ impl Handler for Inbound {
 /// Largest rejected request body read before the rejection is sent: the book's order is well
 /// under 1 KiB, and a larger upload is not worth receiving only to throw it away.
 const REJECTED_BODY_DRAIN_LIMIT: usize = 64 * 1024;
-/// Longest wait for a rejected request's body, so a slow sender cannot hold the stream open.
+/// Maximum wait for a rejected request's body, so a slow sender cannot hold the stream open.
 const REJECTED_BODY_DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// Reads and discards the body of a rejected HTTP/2 request, up to a small bound, before the

@@ -149,7 +149,7 @@ impl Metrics {
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
-        // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a metric.
+        // Writing into a Vec cannot fail, so an error here means a malformed metric.
         if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(error = %err, "failed to encode metrics");
         }

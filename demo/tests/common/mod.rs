@@ -34,7 +34,7 @@ pub struct Seen {
     pub headers: HeaderMap,
 }
 
-/// A plain HTTP app on 127.0.0.1 that records every request and answers `status`.
+/// A plain HTTP app on 127.0.0.1 that records every request and responds with `status`.
 #[derive(Clone)]
 pub struct RecordingApp {
     pub addr: SocketAddr,
@@ -85,7 +85,7 @@ impl RecordingApp {
         app
     }
 
-    /// Every request received so far.
+    /// Returns every request received so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
@@ -134,7 +134,7 @@ pub async fn get(client: &DemoClient, url: &str, authorization: Option<&str>) ->
         .expect("request gets a response")
 }
 
-/// Polls `url` until it answers 200 or `timeout` passes; returns whether it did.
+/// Polls `url` until it returns 200 or `timeout` passes, and reports whether it did.
 pub async fn wait_for_ok(client: &DemoClient, url: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {

@@ -33,7 +33,7 @@ const DEFAULT_FETCH_TIMEOUT_SECS: u64 = 5;
 /// A day outlasts any routine outage of an issuer's JWKS endpoint, so tokens keep working
 /// through one. After a day, keys the issuer may have withdrawn stop being trusted.
 const DEFAULT_MAX_KEY_STALENESS_SECS: u64 = 86_400;
-/// Apps behind the sidecar are expected to answer in well under this.
+/// Apps behind the sidecar are expected to respond in well under this.
 const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 30;
 /// Envoy's default cluster `connect_timeout`. A refused connection fails at once; this bounds
 /// only a peer that drops the connection attempt.
