@@ -38,7 +38,7 @@ use http::StatusCode;
 pub use chunked::{ChunkProgress, ChunkedBody};
 pub use guard::{GuardState, Http1Guard, RejectionPoint};
 pub use head::{BodyFraming, HeadParse, HeadParser, MessageKind, RequestHead};
-pub use response::{InvalidResponse, ResponseGuard};
+pub use response::{InvalidResponse, ResponseGuard, ResponseRejectionObserver};
 
 /// The limits the guard enforces on each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,26 +57,100 @@ pub struct HeadLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub status: StatusCode,
-    /// Short label for logs and metrics, such as `bad_framing`.
+    /// The `error` code of the JSON response, such as `bad_framing`.
     pub label: &'static str,
+    /// The rule that was broken, for logs and the rejection metrics.
+    pub reason: RejectionReason,
     /// A sentence for the client and the log, naming the part of the request that failed.
     pub message: String,
 }
 
 impl Rejection {
-    fn bad_request(message: impl Into<String>) -> Rejection {
-        Rejection {
-            status: StatusCode::BAD_REQUEST,
-            label: "bad_framing",
-            message: message.into(),
-        }
-    }
-
-    fn new(status: StatusCode, label: &'static str, message: impl Into<String>) -> Rejection {
+    /// Creates the rejection for `reason`, with the status and `error` code that reason gets.
+    pub fn new(reason: RejectionReason, message: impl Into<String>) -> Rejection {
+        let (status, label) = match reason {
+            RejectionReason::HttpVersion => {
+                (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "http_version")
+            }
+            RejectionReason::HeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "head_too_large",
+            ),
+            RejectionReason::TooManyHeaders => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too_many_headers",
+            ),
+            RejectionReason::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            RejectionReason::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            RejectionReason::HeadTimeout => (StatusCode::REQUEST_TIMEOUT, "head_timeout"),
+            _ => (StatusCode::BAD_REQUEST, "bad_framing"),
+        };
         Rejection {
             status,
             label,
+            reason,
             message: message.into(),
+        }
+    }
+}
+
+/// The rule a message broke. [`RejectionReason::label`] is the `reason` label of
+/// `portcullis_request_rejections_total` and `portcullis_upstream_response_rejections_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionReason {
+    /// A line ending in a bare LF, or a bare CR anywhere in a head or trailer section.
+    LineEnding,
+    /// A field line that starts with whitespace (obs-fold line folding).
+    ObsFold,
+    /// A field line without a colon, a field name that is not a token (whitespace before the
+    /// colon), or a control character in a field value.
+    FieldSyntax,
+    /// A malformed request line or status line.
+    StartLine,
+    /// A `Content-Length` that is not plain digits, or more than one `Content-Length` field.
+    ContentLength,
+    /// A `Transfer-Encoding` other than exactly `chunked`, more than one such field, or one
+    /// on HTTP/1.0.
+    TransferEncoding,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    AmbiguousLength,
+    /// A malformed chunk size line.
+    ChunkSize,
+    /// Chunk data not followed by CRLF.
+    ChunkData,
+    /// An HTTP version other than 1.0 and 1.1.
+    HttpVersion,
+    /// A head or trailer section over `max_head_bytes`.
+    HeadTooLarge,
+    /// More header or trailer fields than `max_headers`.
+    TooManyHeaders,
+    /// A request target over `max_uri_bytes`.
+    UriTooLong,
+    /// A body over `max_body_bytes`.
+    BodyTooLarge,
+    /// No complete request head within the head timeout.
+    HeadTimeout,
+}
+
+impl RejectionReason {
+    /// Returns the metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectionReason::LineEnding => "line_ending",
+            RejectionReason::ObsFold => "obs_fold",
+            RejectionReason::FieldSyntax => "field_syntax",
+            RejectionReason::StartLine => "start_line",
+            RejectionReason::ContentLength => "content_length",
+            RejectionReason::TransferEncoding => "transfer_encoding",
+            RejectionReason::AmbiguousLength => "ambiguous_length",
+            RejectionReason::ChunkSize => "chunk_size",
+            RejectionReason::ChunkData => "chunk_data",
+            RejectionReason::HttpVersion => "http_version",
+            RejectionReason::HeadTooLarge => "head_too_large",
+            RejectionReason::TooManyHeaders => "too_many_headers",
+            RejectionReason::UriTooLong => "uri_too_long",
+            RejectionReason::BodyTooLarge => "body_too_large",
+            RejectionReason::HeadTimeout => "head_timeout",
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::upstream::headers::{
 };
 use crate::upstream::{
     json_response, upstream_uri, FailureKind, ProxyBody, RequestBody, UpstreamClient,
-    UpstreamOptions,
+    UpstreamMetrics, UpstreamOptions,
 };
 use target::{Target, TargetError};
 
@@ -49,6 +49,7 @@ struct State {
     realm: String,
     forward_authorization: bool,
     upstream_timeout: Duration,
+    upstream_connect_timeout: Duration,
     case_insensitive_routes: bool,
     claim_headers: Vec<ClaimHeader>,
 }
@@ -78,7 +79,12 @@ impl Inbound {
         metrics: Metrics,
     ) -> Inbound {
         Inbound {
-            state: RwLock::new(Arc::new(State::new(config, claim_headers, authorizer))),
+            state: RwLock::new(Arc::new(State::new(
+                config,
+                claim_headers,
+                authorizer,
+                &metrics,
+            ))),
             metrics,
         }
     }
@@ -90,7 +96,7 @@ impl Inbound {
         claim_headers: &[ClaimHeader],
         authorizer: Authorizer,
     ) {
-        let state = Arc::new(State::new(config, claim_headers, authorizer));
+        let state = Arc::new(State::new(config, claim_headers, authorizer, &self.metrics));
         // A poisoned lock only means a panic elsewhere while swapping; the slot is still
         // valid, so the new state replaces it.
         *self.state.write().unwrap_or_else(|err| err.into_inner()) = state;
@@ -102,19 +108,26 @@ impl Inbound {
 }
 
 impl State {
-    fn new(config: &InboundConfig, claim_headers: &[ClaimHeader], authorizer: Authorizer) -> State {
+    fn new(
+        config: &InboundConfig,
+        claim_headers: &[ClaimHeader],
+        authorizer: Authorizer,
+        metrics: &Metrics,
+    ) -> State {
         let options = UpstreamOptions {
             connect_timeout: config.upstream_connect_timeout,
             http2: config.upstream_http2,
         };
+        let upstream_metrics = UpstreamMetrics::new(metrics.clone(), Direction::Inbound);
         State {
             authorizer,
-            client: UpstreamClient::plain(options),
+            client: UpstreamClient::plain(options, upstream_metrics),
             upstream: config.upstream.clone(),
             upstream_http2: config.upstream_http2,
             realm: config.realm.clone(),
             forward_authorization: config.forward_authorization,
             upstream_timeout: config.upstream_timeout,
+            upstream_connect_timeout: config.upstream_connect_timeout,
             case_insensitive_routes: config.case_insensitive_routes,
             claim_headers: claim_headers.to_vec(),
         }
@@ -211,7 +224,7 @@ impl State {
                     .with_label_values(&[Direction::Inbound.label(), kind.label()])
                     .inc();
                 Outcome {
-                    response: upstream_failure_response(kind, self.upstream_timeout),
+                    response: self.upstream_failure_response(kind),
                     subject,
                     reason: Some(kind.label()),
                 }
@@ -219,9 +232,44 @@ impl State {
         }
     }
 
-    /// Builds the 400 for a target that failed [`target::check`]. Path problems keep the
-    /// RFC 6750 form every other invalid request gets.
-    fn reject_target(&self, error: TargetError) -> Outcome {
+    /// Builds the response downstream clients get when the app cannot be reached. It names
+    /// no address, because the client is outside the pod and the log has the details.
+    fn upstream_failure_response(&self, kind: FailureKind) -> Response<ProxyBody> {
+        let body = match kind {
+            FailureKind::Timeout => json!({
+                "error": "upstream_timeout",
+                "message": format!(
+                    "the service did not send a response within {} seconds",
+                    self.upstream_timeout.as_secs()
+                ),
+            }),
+            FailureKind::ConnectTimeout => json!({
+                "error": "upstream_connect_timeout",
+                "message": format!(
+                    "the connection to the service was not established within the connect timeout of {} seconds",
+                    self.upstream_connect_timeout.as_secs()
+                ),
+            }),
+            FailureKind::InvalidResponse => json!({
+                "error": "upstream_invalid_response",
+                "message": "the service behind this proxy sent a response with invalid or ambiguous framing",
+            }),
+            _ => json!({
+                "error": "upstream_unavailable",
+                "message": "the service behind this proxy could not be reached",
+            }),
+        };
+        json_response(kind.status(), &body)
+    }
+
+    /// Builds the 400 for a target that failed [`target::check`] and counts it in
+    /// `portcullis_request_rejections_total`. Path problems keep the RFC 6750 form every
+    /// other invalid request gets.
+    fn reject_target(&self, error: TargetError, metrics: &Metrics) -> Outcome {
+        metrics
+            .request_rejections
+            .with_label_values(&[Direction::Inbound.label(), error.label()])
+            .inc();
         if let TargetError::Path(problem) = error {
             let failure = AuthFailure::InvalidRequest(InvalidRequest::UnsafePath(problem));
             let response = failure
@@ -258,7 +306,7 @@ impl Handler for Inbound {
             Err(error) => {
                 let path = request.uri().path().to_owned();
                 drain_rejected_body(request).await;
-                (state.reject_target(error), path)
+                (state.reject_target(error, &self.metrics), path)
             }
         };
 
@@ -303,24 +351,4 @@ async fn drain_rejected_body(request: Request<RequestBody>) {
     let limited = Limited::new(request.into_body(), REJECTED_BODY_DRAIN_LIMIT);
     // The outcome does not matter: the body is discarded either way.
     let _ = tokio::time::timeout(REJECTED_BODY_DRAIN_TIME, limited.collect()).await;
-}
-
-/// Builds the response downstream clients get when the app cannot be reached. It names no
-/// address, because the client is outside the pod and the log has the details.
-fn upstream_failure_response(kind: FailureKind, timeout: Duration) -> Response<ProxyBody> {
-    let body = match kind {
-        FailureKind::Timeout => json!({
-            "error": "upstream_timeout",
-            "message": format!("the service did not send a response within {} seconds", timeout.as_secs()),
-        }),
-        FailureKind::InvalidResponse => json!({
-            "error": "upstream_invalid_response",
-            "message": "the service behind this proxy sent a response with invalid or ambiguous framing",
-        }),
-        _ => json!({
-            "error": "upstream_unavailable",
-            "message": "the service behind this proxy could not be reached",
-        }),
-    };
-    json_response(kind.status(), &body)
 }

@@ -30,8 +30,21 @@ pub struct Metrics {
     /// Verified-token cache lookups that had to verify the signature.
     pub cache_misses: IntCounter,
     /// Failures to get a response from an upstream, by `direction` and `kind`
-    /// (`connect`, `timeout`, `tls`, `protocol`, `unknown_service`).
+    /// (`connect`, `connect_timeout`, `timeout`, `tls`, `protocol`, `invalid_response`,
+    /// `unknown_service`).
     pub upstream_errors: IntCounterVec,
+    /// Requests a listener rejected before any handler saw them, by `listener` and `reason`:
+    /// a framing or limit violation ([`crate::framing::RejectionReason`]) or, on the inbound
+    /// listener, a request target or `Host` problem.
+    pub request_rejections: IntCounterVec,
+    /// Upstream HTTP/1 responses the response guard rejected, by `direction` and `reason`.
+    pub upstream_response_rejections: IntCounterVec,
+    /// Downstream connections closed at once because `max_connections` were open, by
+    /// `listener`.
+    pub connections_refused: IntCounterVec,
+    /// Requests sent upstream a second time after the first connection was refused, by
+    /// `direction`.
+    pub upstream_retries: IntCounterVec,
 }
 
 impl Metrics {
@@ -110,6 +123,27 @@ impl Metrics {
         )
         .expect("static metric definition is valid");
 
+        let request_rejections = counter_vec(
+            "portcullis_request_rejections_total",
+            "Requests rejected before any handler saw them (framing, limits, head timeout, target and Host), by listener and reason.",
+            &["listener", "reason"],
+        );
+        let upstream_response_rejections = counter_vec(
+            "portcullis_upstream_response_rejections_total",
+            "Upstream HTTP/1 responses rejected for their framing, by direction and reason.",
+            &["direction", "reason"],
+        );
+        let connections_refused = counter_vec(
+            "portcullis_connections_refused_total",
+            "Downstream connections closed at once because the connection limit was reached, by listener.",
+            &["listener"],
+        );
+        let upstream_retries = counter_vec(
+            "portcullis_upstream_retries_total",
+            "Requests sent upstream again after the connection was refused, by direction.",
+            &["direction"],
+        );
+
         let metrics = Metrics {
             registry,
             requests,
@@ -121,6 +155,10 @@ impl Metrics {
             cache_hits,
             cache_misses,
             upstream_errors,
+            request_rejections,
+            upstream_response_rejections,
+            connections_refused,
+            upstream_retries,
         };
         metrics.register_all();
         metrics
@@ -137,6 +175,10 @@ impl Metrics {
             Box::new(self.cache_hits.clone()),
             Box::new(self.cache_misses.clone()),
             Box::new(self.upstream_errors.clone()),
+            Box::new(self.request_rejections.clone()),
+            Box::new(self.upstream_response_rejections.clone()),
+            Box::new(self.connections_refused.clone()),
+            Box::new(self.upstream_retries.clone()),
         ];
         for collector in collectors {
             // A fresh registry holding distinct names cannot reject a registration.
@@ -155,6 +197,13 @@ impl Metrics {
         }
         String::from_utf8(buffer).unwrap_or_default()
     }
+}
+
+/// Creates a counter family from a constant definition.
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels)
+        // Callers pass constant names and labels, so construction cannot fail.
+        .expect("static metric definition is valid")
 }
 
 impl Default for Metrics {

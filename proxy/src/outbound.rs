@@ -25,7 +25,7 @@ use crate::tls::{self, TlsError};
 use crate::upstream::headers::remove_hop_by_hop;
 use crate::upstream::{
     host_value, json_response, upstream_uri, ProxyBody, RequestBody, UpstreamClient,
-    UpstreamOptions,
+    UpstreamMetrics, UpstreamOptions,
 };
 
 /// An outbound service whose client could not be set up.
@@ -80,7 +80,10 @@ impl Outbound {
         let routes = config
             .services
             .iter()
-            .map(|service| build_route(service, config.upstream_connect_timeout))
+            .map(|service| {
+                let upstream_metrics = UpstreamMetrics::new(metrics.clone(), Direction::Outbound);
+                build_route(service, config.upstream_connect_timeout, upstream_metrics)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let services = Services {
             routes,
@@ -246,13 +249,17 @@ fn target_host<B>(request: &Request<B>) -> Option<String> {
 fn build_route(
     service: &OutboundService,
     connect_timeout: Duration,
+    metrics: UpstreamMetrics,
 ) -> Result<Route, OutboundError> {
     let is_https = service.upstream.scheme_str() == Some("https");
     let client = match (&service.tls, is_https) {
-        (None, false) => UpstreamClient::plain(UpstreamOptions {
-            connect_timeout,
-            http2: false,
-        }),
+        (None, false) => UpstreamClient::plain(
+            UpstreamOptions {
+                connect_timeout,
+                http2: false,
+            },
+            metrics,
+        ),
         (None, true) => {
             return Err(OutboundError::TlsMissing {
                 service: service.name.clone(),
@@ -293,7 +300,7 @@ fn build_route(
                     })
                 })
                 .transpose()?;
-            UpstreamClient::tls(config, server_name, connect_timeout)
+            UpstreamClient::tls(config, server_name, connect_timeout, metrics)
         }
     };
     Ok(Route {

@@ -17,14 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::config::ListenerLimits;
+use crate::metrics::Metrics;
 use crate::upstream::{ProxyBody, RequestBody};
 
 /// A failing `accept` (usually out of file descriptors) would otherwise spin the loop. A
@@ -33,8 +35,16 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// While connections are refused for being over the limit, one warning per this interval
 /// logs how many were refused, instead of one line per connection.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
-/// Sent, without reading the request, on a plain connection refused for being over the limit.
+/// Sent on a plain connection refused for being over the limit.
 const REFUSED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\nretry-after: 1\r\n\r\n";
+/// After the 503, a refused connection reads and discards what the client sends for at most
+/// this long and this many bytes. Closing a socket with unread bytes makes the kernel send a
+/// reset, which can destroy the 503 before the client has read it.
+const REFUSAL_LINGER_TIME: Duration = Duration::from_secs(1);
+const REFUSAL_LINGER_MAX_BYTES: usize = 64 * 1024;
+/// Refused connections that may linger at once. Beyond it a refused connection gets its 503
+/// and is closed at once, so a flood of connections cannot pile up lingering tasks.
+const MAX_LINGERING_REFUSALS: usize = 256;
 
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -107,12 +117,14 @@ impl ServerHandle {
     }
 }
 
-/// Starts serving `listener` with `handler` and `settings`. `name` labels logs.
+/// Starts serving `listener` with `handler` and `settings`. `name` labels logs and the
+/// `listener` label of the metrics it counts in `metrics`.
 pub fn spawn<H: Handler>(
     name: &'static str,
     listener: TcpListener,
     settings: ListenerSettings,
     handler: Arc<H>,
+    metrics: Metrics,
 ) -> io::Result<ServerHandle> {
     let local_addr = listener.local_addr()?;
     let (stop, stop_rx) = oneshot::channel();
@@ -120,9 +132,11 @@ pub fn spawn<H: Handler>(
     let server = Server {
         name,
         handler,
+        metrics,
         settings: settings_rx,
         open: Arc::new(AtomicUsize::new(0)),
         refusals: Refusals::default(),
+        lingering: Arc::new(Semaphore::new(MAX_LINGERING_REFUSALS)),
     };
     let task = tokio::spawn(server.run(listener, stop_rx));
     Ok(ServerHandle {
@@ -137,10 +151,13 @@ pub fn spawn<H: Handler>(
 struct Server<H> {
     name: &'static str,
     handler: Arc<H>,
+    metrics: Metrics,
     settings: watch::Receiver<Arc<ListenerSettings>>,
     /// Connections open now.
     open: Arc<AtomicUsize>,
     refusals: Refusals,
+    /// Permits for refused connections that are still lingering.
+    lingering: Arc<Semaphore>,
 }
 
 impl<H: Handler> Server<H> {
@@ -166,6 +183,7 @@ impl<H: Handler> Server<H> {
                         let connection = connection::Listener {
                             name: self.name,
                             handler: Arc::clone(&self.handler),
+                            metrics: self.metrics.clone(),
                             settings,
                             drain: drain.subscribe(),
                         };
@@ -219,17 +237,59 @@ impl<H: Handler> Server<H> {
         cut
     }
 
-    /// Closes a connection over the limit at once. A plain connection first gets a 503,
-    /// written without reading its request; TLS connections are closed without a handshake,
-    /// which would cost more than the limit saves.
+    /// Refuses a connection over the limit without counting it against the limit. A plain
+    /// connection gets a 503 with `Connection: close` (see [`linger_refused`]); TLS
+    /// connections are closed without a handshake, which would cost more than the limit
+    /// saves.
     fn refuse(&mut self, stream: TcpStream, settings: &ListenerSettings) {
-        if settings.tls.is_none() {
-            // Best effort: a full socket buffer or a closed peer just means no 503.
-            let _ = stream.try_write(REFUSED_RESPONSE);
-        }
-        drop(stream);
+        self.metrics
+            .connections_refused
+            .with_label_values(&[self.name])
+            .inc();
         self.refusals
             .count(self.name, settings.limits.max_connections);
+        if settings.tls.is_some() {
+            return;
+        }
+        match Arc::clone(&self.lingering).try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    linger_refused(stream).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                // Best effort: a full socket buffer or a closed peer just means no 503.
+                let _ = stream.try_write(REFUSED_RESPONSE);
+            }
+        }
+    }
+}
+
+/// Writes the 503 to a refused connection, shuts down the write side, then reads and
+/// discards what the client sends until it closes, for at most [`REFUSAL_LINGER_TIME`] and
+/// [`REFUSAL_LINGER_MAX_BYTES`], so a client that sent its request first still reads the
+/// whole 503 instead of a reset.
+async fn linger_refused(mut stream: TcpStream) {
+    let refuse = async {
+        stream.write_all(REFUSED_RESPONSE).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < REFUSAL_LINGER_MAX_BYTES {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                count => total += count,
+            }
+        }
+        Ok::<(), io::Error>(())
+    };
+    match tokio::time::timeout(REFUSAL_LINGER_TIME, refuse).await {
+        Ok(Ok(())) | Err(_) => {}
+        // A client that resets or closes first is routine.
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "refusing a connection over the limit failed")
+        }
     }
 }
 

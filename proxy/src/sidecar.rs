@@ -103,6 +103,7 @@ pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
         inbound_listener,
         inbound_settings(&config, inbound_tls),
         Arc::clone(&inbound_handler),
+        metrics.clone(),
     )?;
     let outbound = match (outbound_listener, &outbound_handler, &config.outbound) {
         (Some(listener), Some(handler), Some(outbound)) => Some(serve(
@@ -111,6 +112,7 @@ pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
             listener,
             plain_settings(outbound.limits.clone()),
             Arc::clone(handler),
+            metrics.clone(),
         )?),
         _ => None,
     };
@@ -120,6 +122,7 @@ pub async fn start(config: Config) -> Result<RunningSidecar, StartError> {
         admin_listener,
         plain_settings(ListenerLimits::default()),
         Arc::clone(&admin_handler),
+        metrics.clone(),
     )?;
 
     tracing::info!(
@@ -250,10 +253,13 @@ fn serve<H: server::Handler>(
     listener: TcpListener,
     settings: ListenerSettings,
     handler: Arc<H>,
+    metrics: Metrics,
 ) -> Result<ServerHandle, StartError> {
-    server::spawn(listener_name, listener, settings, handler).map_err(|source| StartError::Bind {
-        listener: listener_name,
-        addr,
-        source,
+    server::spawn(listener_name, listener, settings, handler, metrics).map_err(|source| {
+        StartError::Bind {
+            listener: listener_name,
+            addr,
+            source,
+        }
     })
 }

@@ -8,7 +8,7 @@ mod client;
 mod guarded;
 pub mod headers;
 
-pub use client::{UpstreamClient, UpstreamOptions};
+pub use client::{UpstreamClient, UpstreamMetrics, UpstreamOptions};
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -60,6 +60,8 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<P
 pub enum FailureKind {
     /// The TCP connection failed (refused, unreachable, reset during connect).
     Connect,
+    /// The TCP connection was not established within the connect timeout.
+    ConnectTimeout,
     /// The TLS handshake with the upstream failed (untrusted or mismatched certificate).
     Tls,
     /// No response headers arrived within the upstream timeout.
@@ -75,6 +77,7 @@ impl FailureKind {
     pub fn label(self) -> &'static str {
         match self {
             FailureKind::Connect => "connect",
+            FailureKind::ConnectTimeout => "connect_timeout",
             FailureKind::Tls => "tls",
             FailureKind::Timeout => "timeout",
             FailureKind::Protocol => "protocol",
@@ -82,10 +85,10 @@ impl FailureKind {
         }
     }
 
-    /// Returns the status sent downstream: 504 for a timeout, 502 for everything else.
+    /// Returns the status sent downstream: 504 for either timeout, 502 for everything else.
     pub fn status(self) -> StatusCode {
         match self {
-            FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            FailureKind::Timeout | FailureKind::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -96,6 +99,8 @@ impl FailureKind {
 pub enum UpstreamError {
     #[error("no response headers from {upstream} within {timeout:?}")]
     Timeout { upstream: Uri, timeout: Duration },
+    #[error("no TCP connection to {upstream} within the connect timeout of {timeout:?}")]
+    ConnectTimeout { upstream: Uri, timeout: Duration },
     #[error("request to {upstream} failed ({}): {message}", kind.label())]
     Failed {
         upstream: Uri,
@@ -109,6 +114,7 @@ impl UpstreamError {
     pub fn kind(&self) -> FailureKind {
         match self {
             UpstreamError::Timeout { .. } => FailureKind::Timeout,
+            UpstreamError::ConnectTimeout { .. } => FailureKind::ConnectTimeout,
             UpstreamError::Failed { kind, .. } => *kind,
         }
     }
@@ -199,6 +205,10 @@ mod tests {
     #[test]
     fn timeout_maps_to_504_and_others_to_502() {
         assert_eq!(FailureKind::Timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            FailureKind::ConnectTimeout.status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
         assert_eq!(FailureKind::Connect.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(FailureKind::Tls.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(FailureKind::Protocol.status(), StatusCode::BAD_GATEWAY);

@@ -2,10 +2,8 @@
 //! rejects any chunk size line, chunk terminator or trailer section that a lenient parser
 //! could read another way.
 
-use http::StatusCode;
-
 use super::head::{body_too_large, split_field_line};
-use super::{is_field_value_byte, HeadLimits, Rejection};
+use super::{is_field_value_byte, HeadLimits, Rejection, RejectionReason};
 
 /// Longest chunk size line accepted, extensions included. Clients send extensions rarely and
 /// short; the bound stops a line that never ends.
@@ -126,9 +124,10 @@ impl ChunkedBody {
         ) {
             self.line_bytes += 1;
             if self.line_bytes > MAX_CHUNK_LINE_BYTES {
-                return Err(Rejection::bad_request(format!(
-                    "a chunk size line is longer than {MAX_CHUNK_LINE_BYTES} bytes"
-                )));
+                return Err(Rejection::new(
+                    RejectionReason::ChunkSize,
+                    format!("a chunk size line is longer than {MAX_CHUNK_LINE_BYTES} bytes"),
+                ));
             }
         }
         match self.state {
@@ -136,7 +135,8 @@ impl ChunkedBody {
                 b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                     self.digits += 1;
                     if self.digits > MAX_SIZE_DIGITS {
-                        return Err(Rejection::bad_request(
+                        return Err(Rejection::new(
+                            RejectionReason::ChunkSize,
                             "a chunk size has more than 16 hex digits",
                         ));
                     }
@@ -174,7 +174,8 @@ impl ChunkedBody {
                     b'\n'
                 };
                 if byte != expected {
-                    return Err(Rejection::bad_request(
+                    return Err(Rejection::new(
+                        RejectionReason::ChunkData,
                         "chunk data is not followed by CRLF, so the chunk size is wrong",
                     ));
                 }
@@ -187,7 +188,8 @@ impl ChunkedBody {
             State::Trailer => self.step_trailer(byte)?,
             State::TrailerLf => {
                 if byte != b'\n' {
-                    return Err(Rejection::bad_request(
+                    return Err(Rejection::new(
+                        RejectionReason::LineEnding,
                         "the trailer section contains a bare CR",
                     ));
                 }
@@ -223,8 +225,7 @@ impl ChunkedBody {
         self.trailer_bytes += 1;
         if self.trailer_bytes > self.limits.max_head_bytes {
             return Err(Rejection::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "head_too_large",
+                RejectionReason::HeadTooLarge,
                 format!(
                     "the trailer section is larger than {} bytes",
                     self.limits.max_head_bytes
@@ -234,7 +235,8 @@ impl ChunkedBody {
         match byte {
             b'\r' => self.state = State::TrailerLf,
             b'\n' => {
-                return Err(Rejection::bad_request(
+                return Err(Rejection::new(
+                    RejectionReason::LineEnding,
                     "the trailer section has a line ending in a bare LF",
                 ))
             }
@@ -254,8 +256,7 @@ impl ChunkedBody {
         self.trailer_fields += 1;
         if self.trailer_fields > self.limits.max_headers {
             return Err(Rejection::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "too_many_headers",
+                RejectionReason::TooManyHeaders,
                 format!(
                     "the trailer section has more than {} fields",
                     self.limits.max_headers
@@ -268,7 +269,8 @@ impl ChunkedBody {
 }
 
 fn invalid_size_line() -> Rejection {
-    Rejection::bad_request(
+    Rejection::new(
+        RejectionReason::ChunkSize,
         "a chunk size line is invalid: it must be hex digits, optional `;` extensions, then CRLF",
     )
 }

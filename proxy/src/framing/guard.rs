@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use http::StatusCode;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::io::{forward_async_write, poll_read_direct, CheckedBuffer};
 use super::{
     BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser, Rejection,
+    RejectionReason,
 };
 
 /// Position of a violation in the byte stream.
@@ -305,8 +305,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Http1Guard<IO> {
                         return Poll::Pending;
                     }
                     let rejection = Rejection::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "head_timeout",
+                        RejectionReason::HeadTimeout,
                         format!(
                             "the request head did not arrive within {} seconds",
                             this.head_timeout.as_secs()

@@ -2,9 +2,7 @@
 //! framing they declare. It checks each line once as bytes arrive, so a head sent one byte
 //! at a time costs linear time.
 
-use http::StatusCode;
-
-use super::{is_field_value_byte, is_tchar, quote, HeadLimits, Rejection};
+use super::{is_field_value_byte, is_tchar, quote, HeadLimits, Rejection, RejectionReason};
 
 /// Body framing declared by a message head (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,17 +120,20 @@ impl HeadParser {
                 return HeadParse::Rejected(rejection);
             }
             if newline == 0 || rest[newline - 1] != b'\r' {
-                return HeadParse::Rejected(Rejection::bad_request(format!(
-                    "the {} head has a line ending in a bare LF; lines must end in CRLF",
-                    self.kind.noun()
-                )));
+                return HeadParse::Rejected(Rejection::new(
+                    RejectionReason::LineEnding,
+                    format!(
+                        "the {} head has a line ending in a bare LF; lines must end in CRLF",
+                        self.kind.noun()
+                    ),
+                ));
             }
             let line = &rest[..newline - 1];
             if line.contains(&b'\r') {
-                return HeadParse::Rejected(Rejection::bad_request(format!(
-                    "the {} head contains a bare CR",
-                    self.kind.noun()
-                )));
+                return HeadParse::Rejected(Rejection::new(
+                    RejectionReason::LineEnding,
+                    format!("the {} head contains a bare CR", self.kind.noun()),
+                ));
             }
             self.line_start += newline + 1;
 
@@ -186,18 +187,19 @@ impl HeadParser {
         let version = parts.next();
 
         if method.is_empty() || !method.iter().all(|&byte| is_tchar(byte)) {
-            return Err(Rejection::bad_request(format!(
-                "the request method {} is not a token",
-                quote(method)
-            )));
+            return Err(Rejection::new(
+                RejectionReason::StartLine,
+                format!("the request method {} is not a token", quote(method)),
+            ));
         }
         let Some(version) = version else {
-            return Err(Rejection::bad_request(
+            return Err(Rejection::new(
+                RejectionReason::StartLine,
                 "the request line must be `method target HTTP/1.1` with single spaces",
             ));
         };
         if target.is_empty() || !target.iter().all(|&byte| is_target_byte(byte)) {
-            return Err(Rejection::bad_request(format!(
+            return Err(Rejection::new(RejectionReason::StartLine, format!(
                 "the request target {} is empty or contains a space, `#`, a control character or a byte outside ASCII",
                 quote(target)
             )));
@@ -210,8 +212,7 @@ impl HeadParser {
                 if major.is_ascii_digit() && minor.is_ascii_digit() =>
             {
                 return Err(Rejection::new(
-                    StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                    "http_version",
+                    RejectionReason::HttpVersion,
                     format!(
                         "HTTP version {} is not supported on HTTP/1 connections; use HTTP/1.1",
                         quote(version)
@@ -219,10 +220,13 @@ impl HeadParser {
                 ));
             }
             _ => {
-                return Err(Rejection::bad_request(format!(
-                    "the request line ends in {}, not a single space and HTTP/1.1",
-                    quote(version)
-                )))
+                return Err(Rejection::new(
+                    RejectionReason::StartLine,
+                    format!(
+                        "the request line ends in {}, not a single space and HTTP/1.1",
+                        quote(version)
+                    ),
+                ))
             }
         };
         self.head_method = method == b"HEAD";
@@ -234,10 +238,13 @@ impl HeadParser {
     /// reason is optional, as many servers leave it out.
     fn parse_status_line(&mut self, line: &[u8]) -> Result<(), Rejection> {
         let invalid = || {
-            Rejection::bad_request(format!(
-                "the status line {} is not `HTTP/1.1 code reason`",
-                quote(line)
-            ))
+            Rejection::new(
+                RejectionReason::StartLine,
+                format!(
+                    "the status line {} is not `HTTP/1.1 code reason`",
+                    quote(line)
+                ),
+            )
         };
         let (version, rest) = line.split_at_checked(8).ok_or_else(invalid)?;
         self.http10 = match version {
@@ -271,8 +278,7 @@ impl HeadParser {
         self.fields += 1;
         if self.fields > self.limits.max_headers {
             return Err(Rejection::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "too_many_headers",
+                RejectionReason::TooManyHeaders,
                 format!(
                     "the {} has more than {} header fields",
                     self.kind.noun(),
@@ -283,21 +289,27 @@ impl HeadParser {
 
         if name.eq_ignore_ascii_case(b"content-length") {
             if self.content_length.is_some() {
-                return Err(Rejection::bad_request(format!(
-                    "the {} has more than one Content-Length field",
-                    self.kind.noun()
-                )));
+                return Err(Rejection::new(
+                    RejectionReason::ContentLength,
+                    format!(
+                        "the {} has more than one Content-Length field",
+                        self.kind.noun()
+                    ),
+                ));
             }
             self.content_length = Some(parse_content_length(value)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if self.chunked {
-                return Err(Rejection::bad_request(format!(
-                    "the {} has more than one Transfer-Encoding field",
-                    self.kind.noun()
-                )));
+                return Err(Rejection::new(
+                    RejectionReason::TransferEncoding,
+                    format!(
+                        "the {} has more than one Transfer-Encoding field",
+                        self.kind.noun()
+                    ),
+                ));
             }
             if !value.eq_ignore_ascii_case(b"chunked") {
-                return Err(Rejection::bad_request(format!(
+                return Err(Rejection::new(RejectionReason::TransferEncoding, format!(
                     "Transfer-Encoding {} is not supported; the only accepted value is exactly `chunked`, with no other coding and no trailing whitespace",
                     quote(value)
                 )));
@@ -320,14 +332,15 @@ impl HeadParser {
     fn finish(&self) -> HeadParse {
         let noun = self.kind.noun();
         if self.chunked && self.content_length.is_some() {
-            return HeadParse::Rejected(Rejection::bad_request(format!(
+            return HeadParse::Rejected(Rejection::new(RejectionReason::AmbiguousLength, format!(
                 "the {noun} has both Content-Length and Transfer-Encoding, so its length is ambiguous"
             )));
         }
         if self.chunked && self.http10 {
-            return HeadParse::Rejected(Rejection::bad_request(format!(
-                "Transfer-Encoding is not allowed in HTTP/1.0 {noun}s"
-            )));
+            return HeadParse::Rejected(Rejection::new(
+                RejectionReason::TransferEncoding,
+                format!("Transfer-Encoding is not allowed in HTTP/1.0 {noun}s"),
+            ));
         }
         let framing = match (self.chunked, self.content_length) {
             (true, _) => BodyFraming::Chunked,
@@ -357,29 +370,36 @@ impl HeadParser {
 /// it.
 pub(super) fn split_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Rejection> {
     if matches!(line.first(), Some(b' ' | b'\t')) {
-        return Err(Rejection::bad_request(
+        return Err(Rejection::new(
+            RejectionReason::ObsFold,
             "a field line starts with whitespace (obs-fold line folding), which is not allowed",
         ));
     }
     let Some(colon) = line.iter().position(|&byte| byte == b':') else {
-        return Err(Rejection::bad_request(format!(
-            "the field line {} has no colon",
-            quote(line)
-        )));
+        return Err(Rejection::new(
+            RejectionReason::FieldSyntax,
+            format!("the field line {} has no colon", quote(line)),
+        ));
     };
     let name = &line[..colon];
     if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {
-        return Err(Rejection::bad_request(format!(
-            "the field name {} is not a token (whitespace before the colon is not allowed)",
-            quote(name)
-        )));
+        return Err(Rejection::new(
+            RejectionReason::FieldSyntax,
+            format!(
+                "the field name {} is not a token (whitespace before the colon is not allowed)",
+                quote(name)
+            ),
+        ));
     }
     let value = trim_ows(&line[colon + 1..]);
     if !value.iter().all(|&byte| is_field_value_byte(byte)) {
-        return Err(Rejection::bad_request(format!(
-            "the value of field {} contains a control character",
-            quote(name)
-        )));
+        return Err(Rejection::new(
+            RejectionReason::FieldSyntax,
+            format!(
+                "the value of field {} contains a control character",
+                quote(name)
+            ),
+        ));
     }
     Ok((name, value))
 }
@@ -406,10 +426,13 @@ fn trim_ows_end(bytes: &[u8]) -> &[u8] {
 /// whitespace, that fits in 64 bits.
 fn parse_content_length(value: &[u8]) -> Result<u64, Rejection> {
     let invalid = || {
-        Rejection::bad_request(format!(
-            "Content-Length {} is not a plain decimal number",
-            quote(value)
-        ))
+        Rejection::new(
+            RejectionReason::ContentLength,
+            format!(
+                "Content-Length {} is not a plain decimal number",
+                quote(value)
+            ),
+        )
     };
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return Err(invalid());
@@ -430,24 +453,21 @@ fn is_target_byte(byte: u8) -> bool {
 
 fn head_too_large(max: usize) -> Rejection {
     Rejection::new(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "head_too_large",
+        RejectionReason::HeadTooLarge,
         format!("the request head is larger than {max} bytes"),
     )
 }
 
 fn uri_too_long(max: usize) -> Rejection {
     Rejection::new(
-        StatusCode::URI_TOO_LONG,
-        "uri_too_long",
+        RejectionReason::UriTooLong,
         format!("the request target is longer than {max} bytes"),
     )
 }
 
 pub(super) fn body_too_large(max: u64) -> Rejection {
     Rejection::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        RejectionReason::BodyTooLarge,
         format!("the request body is larger than {max} bytes"),
     )
 }

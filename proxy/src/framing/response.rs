@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,6 +34,11 @@ const WRITTEN_REQUEST_LIMITS: HeadLimits = HeadLimits {
     max_headers: 10_000,
     max_body_bytes: None,
 };
+
+/// Called once with the reason label when a [`ResponseGuard`] rejects a response: a
+/// [`RejectionReason`](super::RejectionReason) label, `switching_protocols`,
+/// `unsolicited_response` or `request_not_followed`.
+pub type ResponseRejectionObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// An upstream response whose framing is ambiguous or malformed, with the reason.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +70,12 @@ pub struct ResponseGuard<IO> {
     write: WritePhase,
     /// For each request written that has no response yet: whether it was HEAD.
     pending_head_requests: VecDeque<bool>,
+    observer: Option<ResponseRejectionObserver>,
 }
 
 impl<IO> ResponseGuard<IO> {
-    pub fn new(inner: IO) -> ResponseGuard<IO> {
+    /// Wraps `inner`; `observer`, when set, learns the reason of a rejection.
+    pub fn new(inner: IO, observer: Option<ResponseRejectionObserver>) -> ResponseGuard<IO> {
         ResponseGuard {
             inner,
             buf: CheckedBuffer::new(&[]),
@@ -75,6 +83,7 @@ impl<IO> ResponseGuard<IO> {
             written_head: Vec::new(),
             write: WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS)),
             pending_head_requests: VecDeque::new(),
+            observer,
         }
     }
 
@@ -93,10 +102,13 @@ impl<IO> ResponseGuard<IO> {
                         HeadParse::Rejected(rejection) => {
                             // The client wrote something the guard cannot follow, so it can
                             // no longer tell which response has a body.
-                            self.fail(format!(
-                                "a request written upstream could not be followed: {}",
-                                rejection.message
-                            ));
+                            self.fail(
+                                "request_not_followed",
+                                format!(
+                                    "a request written upstream could not be followed: {}",
+                                    rejection.message
+                                ),
+                            );
                             return;
                         }
                         HeadParse::Complete(head) => {
@@ -134,10 +146,13 @@ impl<IO> ResponseGuard<IO> {
                         self.write = WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS));
                     }
                     Err(rejection) => {
-                        self.fail(format!(
-                            "a request body written upstream could not be followed: {}",
-                            rejection.message
-                        ));
+                        self.fail(
+                            "request_not_followed",
+                            format!(
+                                "a request body written upstream could not be followed: {}",
+                                rejection.message
+                            ),
+                        );
                         return;
                     }
                 },
@@ -159,7 +174,9 @@ impl<IO> ResponseGuard<IO> {
                 }
                 ReadPhase::Head(parser) => match parser.feed(pending) {
                     HeadParse::Incomplete => return,
-                    HeadParse::Rejected(rejection) => self.fail(rejection.message),
+                    HeadParse::Rejected(rejection) => {
+                        self.fail(rejection.reason.label(), rejection.message)
+                    }
                     HeadParse::Complete(head) => {
                         self.buf.mark_checked(head.len);
                         self.start_body(head.status.unwrap_or(0), head.framing, head.close);
@@ -183,7 +200,7 @@ impl<IO> ResponseGuard<IO> {
                         self.buf.mark_checked(count);
                         self.read = self.next_head();
                     }
-                    Err(rejection) => self.fail(rejection.message),
+                    Err(rejection) => self.fail(rejection.reason.label(), rejection.message),
                 },
                 ReadPhase::UntilClose => {
                     self.buf.mark_all_checked();
@@ -197,6 +214,7 @@ impl<IO> ResponseGuard<IO> {
     fn start_body(&mut self, status: u16, declared: BodyFraming, close: bool) {
         if status == 101 {
             self.fail(
+                "switching_protocols",
                 "the upstream switched protocols (101), which the sidecar never asks for".into(),
             );
             return;
@@ -207,9 +225,10 @@ impl<IO> ResponseGuard<IO> {
             return;
         }
         let Some(head_request) = self.pending_head_requests.pop_front() else {
-            self.fail(format!(
-                "the upstream sent a {status} response to no request"
-            ));
+            self.fail(
+                "unsolicited_response",
+                format!("the upstream sent a {status} response to no request"),
+            );
             return;
         };
         let framing = if head_request || status == 204 || status == 304 {
@@ -230,8 +249,14 @@ impl<IO> ResponseGuard<IO> {
         ReadPhase::Head(HeadParser::for_kind(MessageKind::Response, RESPONSE_LIMITS))
     }
 
-    fn fail(&mut self, message: String) {
-        tracing::debug!(%message, "upstream response framing rejected");
+    fn fail(&mut self, reason: &'static str, message: String) {
+        if matches!(self.read, ReadPhase::Failed(_)) {
+            return;
+        }
+        tracing::debug!(reason, %message, "upstream response framing rejected");
+        if let Some(observer) = &self.observer {
+            observer(reason);
+        }
         self.read = ReadPhase::Failed(message);
         self.buf.discard_unchecked();
     }

@@ -51,6 +51,22 @@ impl fmt::Display for TargetError {
     }
 }
 
+impl TargetError {
+    /// Returns the `reason` label of `portcullis_request_rejections_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TargetError::Connect => "connect_method",
+            TargetError::MultipleHosts => "multiple_hosts",
+            TargetError::MissingHost => "missing_host",
+            TargetError::InvalidHost(_) => "invalid_host",
+            TargetError::UserInfo => "userinfo",
+            TargetError::UnsupportedScheme(_) => "unsupported_scheme",
+            TargetError::HostMismatch { .. } => "host_mismatch",
+            TargetError::Path(_) => "unsafe_path",
+        }
+    }
+}
+
 /// A request target that passed the checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

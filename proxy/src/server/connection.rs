@@ -20,6 +20,7 @@ use super::service::{log_rejection, service, ServiceContext};
 use super::sniff::{sniff, Prefixed, Protocol};
 use super::{ConnectionInfo, Handler, ListenerSettings};
 use crate::framing::{GuardState, HeadLimits, Http1Guard, Rejection};
+use crate::metrics::Metrics;
 
 /// A client that opens a connection and never finishes the TLS handshake would otherwise
 /// hold a task and a socket forever. A handshake on a working network takes far less.
@@ -36,6 +37,7 @@ const LINGER_MAX_BYTES: usize = 1024 * 1024;
 pub(super) struct Listener<H> {
     pub name: &'static str,
     pub handler: Arc<H>,
+    pub metrics: Metrics,
     pub settings: Arc<ListenerSettings>,
     /// Turns true when the listener drains.
     pub drain: watch::Receiver<bool>,
@@ -122,6 +124,7 @@ impl<H: Handler> Listener<H> {
         let context = Arc::new(ServiceContext {
             listener: self.name,
             handler: Arc::clone(&self.handler),
+            metrics: self.metrics.clone(),
             info,
             guard: Some(Arc::clone(&guard_state)),
             max_body_bytes: None,
@@ -163,7 +166,7 @@ impl<H: Handler> Listener<H> {
 
         let mut io = connection.into_parts().io.into_inner().into_inner();
         if let Some(rejection) = guard_state.head_rejection() {
-            log_rejection(self.name, info, &rejection);
+            log_rejection(self.name, &self.metrics, info, &rejection);
             write_rejection(&mut io, &rejection).await;
         }
         close(io, guard_state.is_rejected()).await;
@@ -178,6 +181,7 @@ impl<H: Handler> Listener<H> {
         let context = Arc::new(ServiceContext {
             listener: self.name,
             handler: Arc::clone(&self.handler),
+            metrics: self.metrics.clone(),
             info,
             guard: None,
             max_body_bytes: limits.max_body_bytes,

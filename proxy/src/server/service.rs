@@ -12,13 +12,14 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::framing::{GuardState, Rejection};
+use crate::framing::{GuardState, Rejection, RejectionReason};
+use crate::metrics::Metrics;
 use crate::server::{ConnectionInfo, Handler};
 use crate::upstream::{json_response, BodyError, ProxyBody};
 
@@ -26,6 +27,7 @@ use crate::upstream::{json_response, BodyError, ProxyBody};
 pub(super) struct ServiceContext<H> {
     pub listener: &'static str,
     pub handler: Arc<H>,
+    pub metrics: Metrics,
     pub info: ConnectionInfo,
     /// The framing guard's findings, on HTTP/1 connections.
     pub guard: Option<Arc<GuardState>>,
@@ -111,7 +113,7 @@ impl<H: Handler> ServiceContext<H> {
     /// Builds the response for a rejected request, logged like a request, and closes HTTP/1
     /// connections after it because the rest of their stream cannot be trusted.
     fn reject(&self, rejection: &Rejection) -> Response<ProxyBody> {
-        log_rejection(self.listener, self.info, rejection);
+        log_rejection(self.listener, &self.metrics, self.info, rejection);
         let mut response = rejection_response(rejection);
         if self.guard.is_some() {
             response
@@ -130,8 +132,17 @@ pub(super) fn rejection_response(rejection: &Rejection) -> Response<ProxyBody> {
     )
 }
 
-/// Logs a request the listener rejected before any handler saw it.
-pub(super) fn log_rejection(listener: &'static str, info: ConnectionInfo, rejection: &Rejection) {
+/// Logs and counts a request the listener rejected before any handler saw it.
+pub(super) fn log_rejection(
+    listener: &'static str,
+    metrics: &Metrics,
+    info: ConnectionInfo,
+    rejection: &Rejection,
+) {
+    metrics
+        .request_rejections
+        .with_label_values(&[listener, rejection.reason.label()])
+        .inc();
     tracing::info!(
         target: "portcullis::access",
         listener,
@@ -144,11 +155,10 @@ pub(super) fn log_rejection(listener: &'static str, info: ConnectionInfo, reject
 }
 
 fn body_too_large(max: u64) -> Rejection {
-    Rejection {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        label: "body_too_large",
-        message: format!("the request body is larger than {max} bytes"),
-    }
+    Rejection::new(
+        RejectionReason::BodyTooLarge,
+        format!("the request body is larger than {max} bytes"),
+    )
 }
 
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {

@@ -3,6 +3,9 @@
 //! connection was refused.
 
 use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response, Uri};
@@ -17,7 +20,9 @@ use tokio::time::Instant;
 
 use super::guarded::GuardedConnector;
 use super::{error_chain, FailureKind, RequestBody, UpstreamError};
-use crate::framing::InvalidResponse;
+use crate::access_log::Direction;
+use crate::framing::{InvalidResponse, ResponseRejectionObserver};
+use crate::metrics::Metrics;
 
 /// How long an idle pooled connection is kept. Shorter than the 60-second idle timeout of
 /// Portcullis listeners (and of most servers), so this side closes first and never sends a
@@ -36,23 +41,72 @@ pub struct UpstreamOptions {
     pub http2: bool,
 }
 
+/// The metrics an [`UpstreamClient`] counts in, with the `direction` label of its requests.
+#[derive(Clone)]
+pub struct UpstreamMetrics {
+    metrics: Metrics,
+    direction: Direction,
+}
+
+impl UpstreamMetrics {
+    pub fn new(metrics: Metrics, direction: Direction) -> UpstreamMetrics {
+        UpstreamMetrics { metrics, direction }
+    }
+
+    /// Returns the observer that counts responses the response guard rejected.
+    fn rejection_observer(&self) -> ResponseRejectionObserver {
+        let counter = self.metrics.upstream_response_rejections.clone();
+        let direction = self.direction.label();
+        Arc::new(move |reason| counter.with_label_values(&[direction, reason]).inc())
+    }
+
+    fn count_retry(&self) {
+        self.metrics
+            .upstream_retries
+            .with_label_values(&[self.direction.label()])
+            .inc();
+    }
+}
+
+impl fmt::Debug for UpstreamMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamMetrics")
+            .field("direction", &self.direction)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An HTTP client for one upstream: plain HTTP/1.1 or h2c, or TLS offering HTTP/2 and
 /// HTTP/1.1 by ALPN. Connections are pooled and reused; clones share one pool.
 #[derive(Clone, Debug)]
-pub enum UpstreamClient {
+pub struct UpstreamClient {
+    pool: Pool,
+    connect_timeout: Duration,
+    metrics: UpstreamMetrics,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
     Plain(Client<GuardedConnector<HttpConnector>, RequestBody>),
     Tls(Client<GuardedConnector<HttpsConnector<HttpConnector>>, RequestBody>),
 }
 
 impl UpstreamClient {
     /// Creates a client for `http://` upstreams.
-    pub fn plain(options: UpstreamOptions) -> UpstreamClient {
+    pub fn plain(options: UpstreamOptions, metrics: UpstreamMetrics) -> UpstreamClient {
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(POOL_IDLE_TIMEOUT);
         builder.http2_only(options.http2);
-        let connector =
-            GuardedConnector::new(http_connector(options.connect_timeout), options.http2);
-        UpstreamClient::Plain(builder.build(connector))
+        let connector = GuardedConnector::new(
+            http_connector(options.connect_timeout),
+            options.http2,
+            metrics.rejection_observer(),
+        );
+        UpstreamClient {
+            pool: Pool::Plain(builder.build(connector)),
+            connect_timeout: options.connect_timeout,
+            metrics,
+        }
     }
 
     /// Creates a client for `https://` upstreams. The peer's certificate is verified against
@@ -61,6 +115,7 @@ impl UpstreamClient {
         config: rustls::ClientConfig,
         server_name: Option<ServerName<'static>>,
         connect_timeout: Duration,
+        metrics: UpstreamMetrics,
     ) -> Self {
         let builder = HttpsConnectorBuilder::new()
             .with_tls_config(config)
@@ -75,7 +130,12 @@ impl UpstreamClient {
             .wrap_connector(http_connector(connect_timeout));
         let mut client = Client::builder(TokioExecutor::new());
         client.pool_idle_timeout(POOL_IDLE_TIMEOUT);
-        UpstreamClient::Tls(client.build(GuardedConnector::new(connector, false)))
+        let connector = GuardedConnector::new(connector, false, metrics.rejection_observer());
+        UpstreamClient {
+            pool: Pool::Tls(client.build(connector)),
+            connect_timeout,
+            metrics,
+        }
     }
 
     /// Sends `request` (whose URI must be absolute) and waits at most `timeout` for the
@@ -96,6 +156,7 @@ impl UpstreamClient {
         match (result, retry) {
             (Err(err), Some(copy)) if err.kind() == FailureKind::Connect => {
                 tracing::debug!(upstream = %without_query(copy.uri()), error = %err, "connection refused; retrying once");
+                self.metrics.count_retry();
                 tokio::time::sleep(RETRY_DELAY).await;
                 self.send_once(copy, deadline, timeout).await
             }
@@ -110,17 +171,23 @@ impl UpstreamClient {
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let upstream = without_query(request.uri());
-        let pending = match self {
-            UpstreamClient::Plain(client) => client.request(request),
-            UpstreamClient::Tls(client) => client.request(request),
+        let pending = match &self.pool {
+            Pool::Plain(client) => client.request(request),
+            Pool::Tls(client) => client.request(request),
         };
         match tokio::time::timeout_at(deadline, pending).await {
             Err(_elapsed) => Err(UpstreamError::Timeout { upstream, timeout }),
-            Ok(Err(err)) => Err(UpstreamError::Failed {
-                upstream,
-                kind: classify(&err),
-                message: error_chain(&err),
-            }),
+            Ok(Err(err)) => match classify(&err) {
+                FailureKind::ConnectTimeout => Err(UpstreamError::ConnectTimeout {
+                    upstream,
+                    timeout: self.connect_timeout,
+                }),
+                kind => Err(UpstreamError::Failed {
+                    upstream,
+                    kind,
+                    message: error_chain(&err),
+                }),
+            },
             Ok(Ok(response)) => Ok(response),
         }
     }
@@ -166,6 +233,10 @@ fn classify(err: &hyper_util::client::legacy::Error) -> FailureKind {
         FailureKind::InvalidResponse
     } else if chain_has::<rustls::Error>(err) {
         FailureKind::Tls
+    } else if err.is_connect() && chain_has_io_kind(err, io::ErrorKind::TimedOut) {
+        // hyper-util reports its own connect timer as `TimedOut`, as the OS does for a
+        // handshake that got no answer.
+        FailureKind::ConnectTimeout
     } else if err.is_connect() {
         FailureKind::Connect
     } else {
@@ -187,6 +258,21 @@ fn chain_has<E: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
             if io.get_ref().is_some_and(|inner| inner.is::<E>()) {
                 return true;
             }
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// Looks for an `io::Error` of `kind` anywhere in the chain.
+fn chain_has_io_kind(err: &(dyn StdError + 'static), kind: io::ErrorKind) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
+            return true;
         }
         current = err.source();
     }

@@ -2,9 +2,11 @@
 //! responses get the same framing checks as requests. HTTP/2 connections (negotiated by
 //! ALPN, or h2c with prior knowledge) carry binary frames and pass unchanged.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Uri;
@@ -12,18 +14,33 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 
-use crate::framing::ResponseGuard;
+use crate::framing::{ResponseGuard, ResponseRejectionObserver};
 
 /// Wraps connector `C`. `http2` marks a client that speaks h2c with prior knowledge.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GuardedConnector<C> {
     inner: C,
     http2: bool,
+    /// Learns the reason whenever a response guard rejects a response.
+    observer: ResponseRejectionObserver,
 }
 
 impl<C> GuardedConnector<C> {
-    pub fn new(inner: C, http2: bool) -> GuardedConnector<C> {
-        GuardedConnector { inner, http2 }
+    pub fn new(inner: C, http2: bool, observer: ResponseRejectionObserver) -> GuardedConnector<C> {
+        GuardedConnector {
+            inner,
+            http2,
+            observer,
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for GuardedConnector<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardedConnector")
+            .field("inner", &self.inner)
+            .field("http2", &self.http2)
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,12 +63,13 @@ where
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connecting = self.inner.call(uri);
         let http2 = self.http2;
+        let observer = Arc::clone(&self.observer);
         Box::pin(async move {
             let stream = connecting.await?;
             if http2 || stream.connected().is_negotiated_h2() {
                 return Ok(GuardedStream::Http2(stream));
             }
-            let guard = ResponseGuard::new(TokioIo::new(stream));
+            let guard = ResponseGuard::new(TokioIo::new(stream), Some(observer));
             Ok(GuardedStream::Http1(Box::new(TokioIo::new(guard))))
         })
     }

@@ -8,7 +8,7 @@ use super::*;
 /// what the guard lets the client read.
 async fn through_guard(requests: &[&str], responses: &str) -> io::Result<Vec<u8>> {
     let (client_side, mut upstream): (DuplexStream, DuplexStream) = tokio::io::duplex(64 * 1024);
-    let mut guard = ResponseGuard::new(client_side);
+    let mut guard = ResponseGuard::new(client_side, None);
     for request in requests {
         guard.write_all(request.as_bytes()).await?;
     }
@@ -97,4 +97,26 @@ async fn response_without_request_fails() {
     let reason =
         invalid_reason(through_guard(&[], "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await);
     assert!(reason.contains("no request"), "{reason}");
+}
+
+#[tokio::test]
+async fn observer_gets_reason_once() {
+    let reasons = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&reasons);
+    let observer: ResponseRejectionObserver =
+        Arc::new(move |reason| seen.lock().unwrap().push(reason));
+    let (client_side, mut upstream) = tokio::io::duplex(64 * 1024);
+    let mut guard = ResponseGuard::new(client_side, Some(observer));
+    guard.write_all(GET.as_bytes()).await.unwrap();
+    upstream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\nx")
+        .await
+        .unwrap();
+    upstream.shutdown().await.unwrap();
+
+    let mut output = Vec::new();
+    assert!(guard.read_to_end(&mut output).await.is_err());
+    assert!(guard.read_to_end(&mut output).await.is_err());
+
+    assert_eq!(*reasons.lock().unwrap(), vec!["content_length"]);
 }
