@@ -246,7 +246,7 @@ impl State {
             FailureKind::ConnectTimeout => json!({
                 "error": "upstream_connect_timeout",
                 "message": format!(
-                    "the connection to the service was not established within the connect timeout of {} seconds",
+                    "the service did not accept a connection within the connect timeout (upstream_connect_timeout_secs = {})",
                     self.upstream_connect_timeout.as_secs()
                 ),
             }),

@@ -30,6 +30,13 @@ fn get(target: &str, headers: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: orders\r\n{headers}")
 }
 
+/// Returns the inbound listener's count of requests rejected for `reason`.
+async fn rejections(sidecar: &RunningSidecar, reason: &str) -> f64 {
+    let sample =
+        format!(r#"portcullis_request_rejections_total{{listener="inbound",reason="{reason}"}}"#);
+    common::metric_value(sidecar.admin_addr(), &sample).await
+}
+
 #[tokio::test]
 async fn public_path_reaches_app() {
     let (app, sidecar, _dir) = start(false).await;
@@ -75,6 +82,11 @@ async fn bypass_attempts_never_reach_app() {
         let line = request.lines().next().unwrap_or_default();
         assert_eq!(reply.status, *status, "{line}: {}", reply.body);
     }
+    let unsafe_paths = cases.iter().filter(|(_, status)| *status == 400).count();
+    assert_eq!(
+        rejections(&sidecar, "unsafe_path").await,
+        unsafe_paths as f64
+    );
     assert!(
         app.requests().is_empty(),
         "requests reached the app: {:?}",
@@ -162,19 +174,40 @@ async fn absolute_form_becomes_origin_form() {
 async fn host_problems_get_400() {
     let (app, sidecar, _dir) = start(false).await;
     let cases = [
-        "GET http://admin.internal/healthz HTTP/1.1\r\nHost: orders\r\n",
-        "GET http://orders:8080/healthz HTTP/1.1\r\nHost: orders\r\n",
-        "GET http://user@orders/healthz HTTP/1.1\r\nHost: orders\r\n",
-        "GET /healthz HTTP/1.1\r\nHost: orders\r\nHost: admin\r\n",
-        "GET /healthz HTTP/1.1\r\nHost: orders\r\nHost: orders\r\n",
-        "GET /healthz HTTP/1.1\r\n",
-        "CONNECT orders:443 HTTP/1.1\r\nHost: orders:443\r\n",
+        (
+            "host_mismatch",
+            "GET http://admin.internal/healthz HTTP/1.1\r\nHost: orders\r\n",
+        ),
+        (
+            "host_mismatch",
+            "GET http://orders:8080/healthz HTTP/1.1\r\nHost: orders\r\n",
+        ),
+        (
+            "userinfo",
+            "GET http://user@orders/healthz HTTP/1.1\r\nHost: orders\r\n",
+        ),
+        (
+            "multiple_hosts",
+            "GET /healthz HTTP/1.1\r\nHost: orders\r\nHost: admin\r\n",
+        ),
+        (
+            "multiple_hosts",
+            "GET /healthz HTTP/1.1\r\nHost: orders\r\nHost: orders\r\n",
+        ),
+        ("missing_host", "GET /healthz HTTP/1.1\r\n"),
+        (
+            "connect_method",
+            "CONNECT orders:443 HTTP/1.1\r\nHost: orders:443\r\n",
+        ),
     ];
 
-    for request in cases {
+    for (reason, request) in cases {
+        let before = rejections(&sidecar, reason).await;
         let reply = raw_request(sidecar.inbound_addr(), request).await;
         let line = request.lines().next().unwrap_or_default();
         assert_eq!(reply.status, 400, "{line}: {}", reply.body);
+        let counted = rejections(&sidecar, reason).await - before;
+        assert_eq!(counted, 1.0, "{line}: rejections counted for {reason}");
     }
     assert!(app.requests().is_empty(), "{:?}", app.targets());
 }

@@ -1,7 +1,7 @@
 //! Bounded resources against a running sidecar: header block, URI, header count and body
 //! limits with their standard statuses, the head and idle timeouts, the connection cap, and
-//! the HTTP/2 stream and reset limits. Everything runs on 127.0.0.1; the only load is a few
-//! connections and one burst of 100 stream resets.
+//! the HTTP/2 stream and reset limits, each with its counter in `/metrics`. Everything runs
+//! on 127.0.0.1; the only load is a few connections and one burst of 100 stream resets.
 
 mod common;
 
@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use common::raw::{exchange, EdgeApp, RawConnection};
-use common::{get_h2c, raw_request, signer, Spec, WAIT_LIMIT};
+use common::{get_h2c, metric_value, raw_request, signer, Spec, WAIT_LIMIT};
 use portcullis::RunningSidecar;
 
 /// Starts a sidecar whose `[inbound.limits]` table is `limits`.
@@ -29,11 +29,26 @@ fn public_get(headers: &str) -> String {
     format!("GET /public/a HTTP/1.1\r\nHost: orders\r\n{headers}\r\n")
 }
 
-/// Sends `request` and expects exactly one response with `status`, then a closed connection.
-async fn assert_rejected_and_closed(sidecar: &RunningSidecar, request: &str, status: u16) {
+/// Returns the inbound listener's count of requests rejected for `reason`.
+async fn rejections(sidecar: &RunningSidecar, reason: &str) -> f64 {
+    let sample =
+        format!(r#"portcullis_request_rejections_total{{listener="inbound",reason="{reason}"}}"#);
+    metric_value(sidecar.admin_addr(), &sample).await
+}
+
+/// Sends `request` and expects exactly one response with `status`, then a closed connection,
+/// and one more rejection counted for `reason`.
+async fn assert_rejected_and_closed(
+    sidecar: &RunningSidecar,
+    request: &str,
+    status: u16,
+    reason: &str,
+) {
+    let before = rejections(sidecar, reason).await;
     let responses = exchange(sidecar.inbound_addr(), request.as_bytes()).await;
     let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![status], "{responses:?}");
+    assert_eq!(rejections(sidecar, reason).await - before, 1.0, "{reason}");
 }
 
 #[tokio::test]
@@ -60,7 +75,7 @@ async fn oversized_head_gets_431() {
     let (app, sidecar, _dir) = start("max_head_bytes = 4096").await;
     let big = format!("X-Big: {}\r\n", "b".repeat(5000));
 
-    assert_rejected_and_closed(&sidecar, &public_get(&big), 431).await;
+    assert_rejected_and_closed(&sidecar, &public_get(&big), 431, "head_too_large").await;
     let fits = raw_request(
         sidecar.inbound_addr(),
         "GET /public/b HTTP/1.1\r\nHost: orders\r\n",
@@ -79,7 +94,7 @@ async fn too_many_headers_gets_431() {
     // Host, eight more fields and Connection make ten: at the limit.
     let at_limit = public_get(&format!("{}Connection: close\r\n", fields(8)));
     let responses = exchange(sidecar.inbound_addr(), at_limit.as_bytes()).await;
-    assert_rejected_and_closed(&sidecar, &public_get(&fields(10)), 431).await;
+    assert_rejected_and_closed(&sidecar, &public_get(&fields(10)), 431, "too_many_headers").await;
 
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, 200);
@@ -94,7 +109,7 @@ async fn long_target_gets_414() {
         "a".repeat(100)
     );
 
-    assert_rejected_and_closed(&sidecar, &long, 414).await;
+    assert_rejected_and_closed(&sidecar, &long, 414, "uri_too_long").await;
     assert!(app.requests().is_empty());
 }
 
@@ -107,8 +122,8 @@ async fn large_body_gets_413() {
                    5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     let fits = "POST /public/a HTTP/1.1\r\nHost: orders\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhelloworld";
 
-    assert_rejected_and_closed(&sidecar, declared, 413).await;
-    assert_rejected_and_closed(&sidecar, chunked, 413).await;
+    assert_rejected_and_closed(&sidecar, declared, 413, "body_too_large").await;
+    assert_rejected_and_closed(&sidecar, chunked, 413, "body_too_large").await;
     let responses = exchange(sidecar.inbound_addr(), fits.as_bytes()).await;
 
     assert_eq!(responses[0].status, 200);
@@ -177,6 +192,7 @@ async fn slow_head_gets_408_and_close() {
     let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![408]);
     assert!(app.requests().is_empty());
+    assert_eq!(rejections(&sidecar, "head_timeout").await, 1.0);
 }
 
 #[tokio::test]
@@ -219,6 +235,12 @@ async fn extra_connections_refused() {
         answer.iter().all(|response| response.status == 503),
         "{answer:?}"
     );
+    let refusals = metric_value(
+        sidecar.admin_addr(),
+        r#"portcullis_connections_refused_total{listener="inbound"}"#,
+    )
+    .await;
+    assert_eq!(refusals, 1.0);
 
     // The open connections keep working, and a slot freed is a slot usable again.
     open[0].send(public_get("").as_bytes()).await;
@@ -239,6 +261,97 @@ async fn extra_connections_refused() {
     }
 }
 
+#[tokio::test]
+async fn refused_client_reads_whole_503() {
+    let (_app, sidecar, _dir) = start("max_connections = 1").await;
+    let mut held = RawConnection::open(sidecar.inbound_addr()).await;
+    held.send(public_get("").as_bytes()).await;
+    assert_eq!(held.response().await.map(|r| r.status), Some(200));
+
+    // A client that sends its head, then its body a moment later, as an upload does. If the
+    // sidecar closed the socket at once, the kernel would answer the body with a reset: the
+    // body write would fail, and many clients then report that error instead of the 503.
+    let body = "x".repeat(32 * 1024);
+    let head = format!(
+        "POST /public/a HTTP/1.1\r\nHost: orders\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    for attempt in 0..3 {
+        let mut refused = TcpStream::connect(sidecar.inbound_addr()).await.unwrap();
+        refused.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = refused.write_all(body.as_bytes()).await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(WAIT_LIMIT, refused.read_to_end(&mut answer))
+            .await
+            .expect("the refused connection was not closed");
+
+        let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(
+            sent.is_ok(),
+            "attempt {attempt}: body write failed: {sent:?}"
+        );
+        assert!(read.is_ok(), "attempt {attempt}: read failed: {read:?}");
+        assert!(
+            text.starts_with("http/1.1 503 "),
+            "attempt {attempt}: {text:?}"
+        );
+        assert!(text.contains("connection: close\r\n"), "{text:?}");
+        assert!(text.contains("retry-after: 1\r\n"), "{text:?}");
+    }
+
+    // The refusals held no slot: the open connection still works.
+    held.send(public_get("").as_bytes()).await;
+    assert_eq!(held.response().await.map(|r| r.status), Some(200));
+}
+
+#[tokio::test]
+async fn http2_idle_connection_gets_goaway() {
+    let (app, sidecar, _dir) = start("idle_timeout_secs = 1").await;
+
+    // One request on a raw HTTP/2 connection, then nothing: the sidecar must answer, wait
+    // for the idle timeout, send GOAWAY and close.
+    let mut idle = TcpStream::connect(sidecar.inbound_addr()).await.unwrap();
+    let mut bytes = PREFACE.to_vec();
+    bytes.extend(frame(SETTINGS, 0, 0, &[]));
+    // END_STREAM | END_HEADERS
+    bytes.extend(frame(HEADERS, 0x5, 1, &get_header_block()));
+    idle.write_all(&bytes).await.unwrap();
+    let frames = read_frames_answering_pings(&mut idle).await;
+
+    let kinds: Vec<u8> = frames.iter().map(|(kind, _)| *kind).collect();
+    let response = kinds.iter().position(|kind| *kind == HEADERS);
+    let goaway = kinds.iter().position(|kind| *kind == GOAWAY);
+    assert!(response.is_some(), "no response: {kinds:?}");
+    assert!(goaway > response, "no GOAWAY after the response: {kinds:?}");
+    for (kind, payload) in &frames {
+        if *kind == GOAWAY {
+            let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+            assert_eq!(code, NO_ERROR);
+        }
+    }
+
+    // A stream that stays open longer than the idle timeout is not cut.
+    let stream = TcpStream::connect(sidecar.inbound_addr()).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("http://orders/slow")
+        .header("authorization", format!("Bearer {}", signer().token()))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let pending = tokio::spawn(sender.send_request(request));
+    app.wait_for_requests(1).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.release();
+    let response = pending.await.unwrap().expect("the busy stream was cut");
+    assert_eq!(response.status(), 200);
+}
+
 // ---------------------------------------------------------------------------------------
 // HTTP/2 frames written by hand (RFC 9113), because a client library would not send a
 // rapid reset burst on purpose.
@@ -247,8 +360,11 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const SETTINGS: u8 = 0x4;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
+const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
+const ACK: u8 = 0x1;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const NO_ERROR: u32 = 0x0;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 const CANCEL: u32 = 0x8;
 
@@ -290,6 +406,35 @@ async fn read_frames(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
         if kind == GOAWAY {
             return frames;
         }
+    }
+}
+
+/// Reads frames until the server closes the connection, acknowledging its SETTINGS and
+/// PINGs as a client library would, and returns `(type, payload)` pairs. A graceful HTTP/2
+/// shutdown waits for the acknowledgement of a PING before it closes.
+async fn read_frames_answering_pings(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    loop {
+        let mut header = [0u8; 9];
+        match tokio::time::timeout(WAIT_LIMIT, stream.read_exact(&mut header)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return frames,
+            Err(_) => panic!("the server neither sent frames nor closed: {frames:?}"),
+        }
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        if stream.read_exact(&mut payload).await.is_err() {
+            return frames;
+        }
+        let (kind, flags) = (header[3], header[4]);
+        let is_ack = flags & ACK != 0;
+        // The server may close right after; a failed write shows up as the end of frames.
+        if kind == SETTINGS && !is_ack {
+            let _ = stream.write_all(&frame(SETTINGS, ACK, 0, &[])).await;
+        } else if kind == PING && !is_ack {
+            let _ = stream.write_all(&frame(PING, ACK, 0, &payload)).await;
+        }
+        frames.push((kind, payload));
     }
 }
 

@@ -1,12 +1,13 @@
 //! Request smuggling (RFC 9112 framing) against a running sidecar: each ambiguous request is
 //! sent with a second request behind it on the same connection, and must get 400, a closed
-//! connection, and an app that never saw the second request. Also `Expect: 100-continue` and
-//! `Connection` naming the sidecar's own headers.
+//! connection, an app that never saw the second request, and one more rejection counted for
+//! its reason in `/metrics`. Also `Expect: 100-continue` and `Connection` naming the
+//! sidecar's own headers.
 
 mod common;
 
 use common::raw::{exchange, EdgeApp, RawConnection, Scripted, ScriptedUpstream};
-use common::{raw_request, signer, Spec};
+use common::{metric_value, raw_request, signer, Spec};
 use portcullis::RunningSidecar;
 
 /// The request hidden behind each ambiguous one.
@@ -19,9 +20,23 @@ async fn start() -> (EdgeApp, RunningSidecar, tempfile::TempDir) {
     (app, sidecar, dir)
 }
 
+/// Returns the inbound listener's count of requests rejected for `reason`.
+async fn rejections(sidecar: &RunningSidecar, reason: &str) -> f64 {
+    let sample =
+        format!(r#"portcullis_request_rejections_total{{listener="inbound",reason="{reason}"}}"#);
+    metric_value(sidecar.admin_addr(), &sample).await
+}
+
 /// Sends `request` followed by [`SMUGGLED`] and checks the outcome: one 400, then the
-/// connection closed, and no smuggled request at the app.
-async fn assert_rejected(sidecar: &RunningSidecar, app: &EdgeApp, case: &str, request: &str) {
+/// connection closed, no smuggled request at the app, and one more rejection for `reason`.
+async fn assert_rejected(
+    sidecar: &RunningSidecar,
+    app: &EdgeApp,
+    case: &str,
+    reason: &str,
+    request: &str,
+) {
+    let before = rejections(sidecar, reason).await;
     let bytes = format!("{request}{SMUGGLED}");
     let responses = exchange(sidecar.inbound_addr(), bytes.as_bytes()).await;
     let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
@@ -32,6 +47,12 @@ async fn assert_rejected(sidecar: &RunningSidecar, app: &EdgeApp, case: &str, re
         .filter(|target| target.contains("smuggled"))
         .collect();
     assert!(smuggled.is_empty(), "{case}: the app saw {smuggled:?}");
+    let after = rejections(sidecar, reason).await;
+    assert_eq!(
+        after - before,
+        1.0,
+        "{case}: rejections counted for {reason}"
+    );
 }
 
 fn post(headers: &str, body: &str) -> String {
@@ -69,6 +90,7 @@ async fn content_length_conflicts_rejected() {
     let cases = [
         (
             "CL then TE",
+            "ambiguous_length",
             post(
                 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
                 zero_chunk,
@@ -76,6 +98,7 @@ async fn content_length_conflicts_rejected() {
         ),
         (
             "TE then CL",
+            "ambiguous_length",
             post(
                 "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
                 zero_chunk,
@@ -83,26 +106,53 @@ async fn content_length_conflicts_rejected() {
         ),
         (
             "two values",
+            "content_length",
             post("Content-Length: 0\r\nContent-Length: 49\r\n", ""),
         ),
         (
             "same value twice",
+            "content_length",
             post("Content-Length: 0\r\nContent-Length: 0\r\n", ""),
         ),
-        ("list", post("Content-Length: 0, 49\r\n", "")),
-        ("plus sign", post("Content-Length: +0\r\n", "")),
-        ("minus sign", post("Content-Length: -0\r\n", "")),
-        ("space inside", post("Content-Length: 4 9\r\n", "")),
-        ("non-digit", post("Content-Length: 0x31\r\n", "")),
-        ("trailing letter", post("Content-Length: 0a\r\n", "")),
-        ("empty", post("Content-Length:\r\n", "")),
+        (
+            "list",
+            "content_length",
+            post("Content-Length: 0, 49\r\n", ""),
+        ),
+        (
+            "plus sign",
+            "content_length",
+            post("Content-Length: +0\r\n", ""),
+        ),
+        (
+            "minus sign",
+            "content_length",
+            post("Content-Length: -0\r\n", ""),
+        ),
+        (
+            "space inside",
+            "content_length",
+            post("Content-Length: 4 9\r\n", ""),
+        ),
+        (
+            "non-digit",
+            "content_length",
+            post("Content-Length: 0x31\r\n", ""),
+        ),
+        (
+            "trailing letter",
+            "content_length",
+            post("Content-Length: 0a\r\n", ""),
+        ),
+        ("empty", "content_length", post("Content-Length:\r\n", "")),
         (
             "overflow",
+            "content_length",
             post("Content-Length: 18446744073709551617\r\n", ""),
         ),
     ];
-    for (case, request) in &cases {
-        assert_rejected(&sidecar, &app, case, request).await;
+    for (case, reason, request) in &cases {
+        assert_rejected(&sidecar, &app, case, reason, request).await;
     }
     assert!(app.requests().is_empty(), "{:?}", app.targets());
 }
@@ -112,34 +162,80 @@ async fn transfer_encoding_variants_rejected() {
     let (app, sidecar, _dir) = start().await;
     let body = "0\r\n\r\n";
     let cases = [
-        ("trailing comma", "Transfer-Encoding: chunked,\r\n"),
+        (
+            "trailing comma",
+            "transfer_encoding",
+            "Transfer-Encoding: chunked,\r\n",
+        ),
         (
             "chunked twice in one field",
+            "transfer_encoding",
             "Transfer-Encoding: chunked, chunked\r\n",
         ),
         (
             "two fields",
+            "transfer_encoding",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
         ),
-        ("gzip then chunked", "Transfer-Encoding: gzip, chunked\r\n"),
+        (
+            "gzip then chunked",
+            "transfer_encoding",
+            "Transfer-Encoding: gzip, chunked\r\n",
+        ),
         (
             "chunked then identity",
+            "transfer_encoding",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
         ),
-        ("identity only", "Transfer-Encoding: identity\r\n"),
-        ("other word", "Transfer-Encoding: xchunked\r\n"),
-        ("trailing space", "Transfer-Encoding: chunked \r\n"),
-        ("trailing tab", "Transfer-Encoding: chunked\t\r\n"),
-        ("space before colon", "Transfer-Encoding : chunked\r\n"),
-        ("tab before colon", "Transfer-Encoding\t: chunked\r\n"),
-        ("vertical tab", "Transfer-Encoding: \x0bchunked\r\n"),
+        (
+            "identity only",
+            "transfer_encoding",
+            "Transfer-Encoding: identity\r\n",
+        ),
+        (
+            "other word",
+            "transfer_encoding",
+            "Transfer-Encoding: xchunked\r\n",
+        ),
+        (
+            "trailing space",
+            "transfer_encoding",
+            "Transfer-Encoding: chunked \r\n",
+        ),
+        (
+            "trailing tab",
+            "transfer_encoding",
+            "Transfer-Encoding: chunked\t\r\n",
+        ),
+        (
+            "space before colon",
+            "field_syntax",
+            "Transfer-Encoding : chunked\r\n",
+        ),
+        (
+            "tab before colon",
+            "field_syntax",
+            "Transfer-Encoding\t: chunked\r\n",
+        ),
+        (
+            "vertical tab",
+            "field_syntax",
+            "Transfer-Encoding: \x0bchunked\r\n",
+        ),
     ];
-    for (case, headers) in cases {
-        assert_rejected(&sidecar, &app, case, &post(headers, body)).await;
+    for (case, reason, headers) in cases {
+        assert_rejected(&sidecar, &app, case, reason, &post(headers, body)).await;
     }
     let http10 =
         "POST /public/a HTTP/1.0\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-    assert_rejected(&sidecar, &app, "HTTP/1.0 with chunked", http10).await;
+    assert_rejected(
+        &sidecar,
+        &app,
+        "HTTP/1.0 with chunked",
+        "transfer_encoding",
+        http10,
+    )
+    .await;
     assert!(app.requests().is_empty(), "{:?}", app.targets());
 }
 
@@ -149,39 +245,47 @@ async fn line_ending_tricks_rejected() {
     let cases = [
         (
             "obs-fold hiding Transfer-Encoding",
+            "obs_fold",
             "POST /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ),
         (
             "obs-fold continuing a value",
+            "obs_fold",
             "GET /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\r\n\tb\r\n\r\n",
         ),
         (
             "bare LF after the request line",
+            "line_ending",
             "GET /public/a HTTP/1.1\nHost: orders\r\n\r\n",
         ),
         (
             "bare LF hiding Transfer-Encoding",
+            "line_ending",
             "POST /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ),
         (
             "bare LF ending the head",
+            "line_ending",
             "GET /public/a HTTP/1.1\r\nHost: orders\r\n\n",
         ),
         (
             "bare CR inside a field",
+            "line_ending",
             "POST /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\rTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ),
         (
             "NUL in a field value",
+            "field_syntax",
             "GET /public/a HTTP/1.1\r\nHost: orders\r\nX-Note: a\0b\r\n\r\n",
         ),
         (
             "two spaces in the request line",
+            "start_line",
             "GET  /public/a HTTP/1.1\r\nHost: orders\r\n\r\n",
         ),
     ];
-    for (case, request) in cases {
-        assert_rejected(&sidecar, &app, case, request).await;
+    for (case, reason, request) in cases {
+        assert_rejected(&sidecar, &app, case, reason, request).await;
     }
     assert!(app.requests().is_empty(), "{:?}", app.targets());
 }
@@ -190,25 +294,38 @@ async fn line_ending_tricks_rejected() {
 async fn invalid_chunk_sizes_rejected() {
     let (app, sidecar, _dir) = start().await;
     let cases = [
-        ("negative", "-1\r\n\r\n"),
-        ("hex prefix", "0x5\r\nhello\r\n0\r\n\r\n"),
-        ("plus sign", "+5\r\nhello\r\n0\r\n\r\n"),
-        ("trailing space", "5 \r\nhello\r\n0\r\n\r\n"),
-        ("bare LF after size", "5\nhello\r\n0\r\n\r\n"),
+        ("negative", "chunk_size", "-1\r\n\r\n"),
+        ("hex prefix", "chunk_size", "0x5\r\nhello\r\n0\r\n\r\n"),
+        ("plus sign", "chunk_size", "+5\r\nhello\r\n0\r\n\r\n"),
+        ("trailing space", "chunk_size", "5 \r\nhello\r\n0\r\n\r\n"),
+        ("bare LF after size", "chunk_size", "5\nhello\r\n0\r\n\r\n"),
         (
             "overflowing size",
+            "chunk_size",
             "fffffffffffffffff\r\nhello\r\n0\r\n\r\n",
         ),
-        ("empty size", "\r\nhello\r\n0\r\n\r\n"),
-        ("size larger than data", "9\r\nhello\r\n0\r\n\r\n"),
-        ("size smaller than data", "3\r\nhello\r\n0\r\n\r\n"),
-        ("bare LF after data", "5\r\nhello\n0\r\n\r\n"),
-        ("bare LF in the last chunk", "0\n\r\n"),
-        ("folded trailer", "0\r\nX-T: 1\r\n folded\r\n\r\n"),
+        ("empty size", "chunk_size", "\r\nhello\r\n0\r\n\r\n"),
+        (
+            "size larger than data",
+            "chunk_data",
+            "9\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "size smaller than data",
+            "chunk_data",
+            "3\r\nhello\r\n0\r\n\r\n",
+        ),
+        ("bare LF after data", "chunk_data", "5\r\nhello\n0\r\n\r\n"),
+        ("bare LF in the last chunk", "chunk_size", "0\n\r\n"),
+        (
+            "folded trailer",
+            "obs_fold",
+            "0\r\nX-T: 1\r\n folded\r\n\r\n",
+        ),
     ];
-    for (case, body) in cases {
+    for (case, reason, body) in cases {
         let request = post("Transfer-Encoding: chunked\r\n", body);
-        assert_rejected(&sidecar, &app, case, &request).await;
+        assert_rejected(&sidecar, &app, case, reason, &request).await;
     }
 }
 
@@ -329,21 +446,59 @@ async fn start_scripted(
     (upstream, sidecar, dir)
 }
 
+/// Returns the count of responses from the app rejected for `reason`.
+async fn upstream_rejections(sidecar: &RunningSidecar, reason: &str) -> f64 {
+    let sample = format!(
+        r#"portcullis_upstream_response_rejections_total{{direction="inbound",reason="{reason}"}}"#
+    );
+    metric_value(sidecar.admin_addr(), &sample).await
+}
+
 #[tokio::test]
 async fn ambiguous_upstream_responses_get_502() {
     let cases = [
-        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
-        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n",
-        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 50\r\n\r\nhello",
-        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello",
-        "HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello",
-        "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked \r\n\r\n0\r\n\r\n",
-        "HTTP/1.1 200 OK\ncontent-length: 2\r\n\r\nok",
-        "HTTP/1.1 200 OK\r\nx-note: a\r\n folded\r\n\r\n",
-        "HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok",
+        (
+            "ambiguous_length",
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "ambiguous_length",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "content_length",
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 50\r\n\r\nhello",
+        ),
+        (
+            "content_length",
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello",
+        ),
+        (
+            "content_length",
+            "HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello",
+        ),
+        (
+            "transfer_encoding",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "transfer_encoding",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked \r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "line_ending",
+            "HTTP/1.1 200 OK\ncontent-length: 2\r\n\r\nok",
+        ),
+        (
+            "obs_fold",
+            "HTTP/1.1 200 OK\r\nx-note: a\r\n folded\r\n\r\n",
+        ),
+        (
+            "field_syntax",
+            "HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok",
+        ),
     ];
-    for bad in cases {
+    for (reason, bad) in cases {
         let (upstream, sidecar, _dir) = start_scripted(bad).await;
 
         let first = raw_request(
@@ -368,6 +523,11 @@ async fn ambiguous_upstream_responses_get_502() {
             upstream.connections(),
             2,
             "{bad:?}: the connection that sent the invalid response was reused"
+        );
+        assert_eq!(
+            upstream_rejections(&sidecar, reason).await,
+            1.0,
+            "{bad:?}: rejections counted for {reason}"
         );
     }
 }
@@ -401,6 +561,7 @@ async fn invalid_response_chunk_cuts_response() {
 
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(upstream.connections(), 2);
+    assert_eq!(upstream_rejections(&sidecar, "chunk_size").await, 1.0);
 }
 
 #[tokio::test]

@@ -1,12 +1,17 @@
-//! The sidecar's side of the app connection: HTTP/2 to the app when configured, and the one
-//! retry of a refused connection, which only idempotent requests without a body get.
+//! The sidecar's side of the app connection: HTTP/2 to the app when configured, the one
+//! retry of a refused connection, which only idempotent requests without a body get, and the
+//! connect timeout, each with its counter in `/metrics`.
 
 mod common;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use http::{StatusCode, Version};
+use tokio::net::{TcpSocket, TcpStream};
 
 use common::raw::{exchange, EdgeApp, SidecarProcess};
-use common::{free_port, raw_request, signer, wait_ready, Spec};
+use common::{free_port, metric_value, raw_request, signer, wait_ready, Spec};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -88,4 +93,91 @@ async fn refused_connection_retried_only_when_idempotent() {
         .await;
     let log = sidecar.log();
     assert_eq!(log.matches("retrying once").count(), 1, "{log}");
+    let admin: SocketAddr = admin.parse().unwrap();
+    let retries = metric_value(
+        admin,
+        r#"portcullis_upstream_retries_total{direction="inbound"}"#,
+    )
+    .await;
+    let failures = metric_value(
+        admin,
+        r#"portcullis_upstream_errors_total{direction="inbound",kind="connect"}"#,
+    )
+    .await;
+    assert_eq!(retries, 1.0);
+    assert_eq!(failures, 3.0);
+}
+
+/// Binds a loopback listener with a backlog of 1 that never accepts, and opens client
+/// connections until the kernel stops completing handshakes for it: on Linux a listener
+/// whose accept queue is full drops further SYNs, so a new connection to it can only time
+/// out. Returns the address with the connections that fill the queue, which must stay open.
+async fn full_listener() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            Ok(Err(err)) => panic!("connecting to the full listener failed: {err}"),
+            Err(_elapsed) => return (addr, listener, queued),
+        }
+    }
+    panic!(
+        "the kernel completed {} handshakes for a listener with a backlog of 1; \
+         the connect timeout cannot be provoked on this machine",
+        queued.len()
+    );
+}
+
+#[tokio::test]
+async fn connect_timeout_gets_504() {
+    let (app_addr, _listener, _queued) = full_listener().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = Spec::new(dir.path(), app_addr).to_toml().replace(
+        "[inbound]\n",
+        "[inbound]\nupstream_connect_timeout_secs = 1\n",
+    );
+    let config = portcullis::config::Config::from_toml(&text, dir.path()).unwrap();
+    let sidecar = portcullis::start(config).await.unwrap();
+    wait_ready(sidecar.admin_addr()).await;
+
+    let head = format!(
+        "GET /orders HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer {}\r\n",
+        signer().token()
+    );
+    // A 1-second timeout answered within 10 seconds shows the request did not hang.
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        raw_request(sidecar.inbound_addr(), &head),
+    )
+    .await
+    .expect("no response within 10 seconds");
+
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT.as_u16());
+    assert!(
+        reply.body.contains("upstream_connect_timeout"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("upstream_connect_timeout_secs = 1"),
+        "{}",
+        reply.body
+    );
+    let admin = sidecar.admin_addr();
+    let timeouts = metric_value(
+        admin,
+        r#"portcullis_upstream_errors_total{direction="inbound",kind="connect_timeout"}"#,
+    )
+    .await;
+    let retries = metric_value(
+        admin,
+        r#"portcullis_upstream_retries_total{direction="inbound"}"#,
+    )
+    .await;
+    assert_eq!(timeouts, 1.0);
+    assert_eq!(retries, 0.0, "a connect timeout is not retried");
 }

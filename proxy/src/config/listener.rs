@@ -24,6 +24,10 @@ const MAX_HEADERS_CEILING: usize = 1_000;
 /// A client on a working network sends its request head in well under a second. A short
 /// bound frees the connections that slow senders would otherwise hold (slowloris).
 const DEFAULT_HEAD_TIMEOUT_SECS: u64 = 10;
+/// A TLS handshake on a working network takes a few round trips, far less than this. The
+/// bound frees connections whose client never finishes the handshake, as the head timeout
+/// does for slow request heads.
+const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 /// Long enough to reuse a connection between bursts of requests. It is also twice the
 /// 30-second pool idle time of the sidecar's own upstream client, so a peer Portcullis closes
 /// a pooled connection first and never sends a request into one this side is closing.
@@ -50,10 +54,13 @@ pub struct ListenerLimits {
     pub max_headers: usize,
     /// Maximum request body size in bytes; larger bodies get 413. `None` means no limit.
     pub max_body_bytes: Option<u64>,
-    /// Time a client has to send a complete request head, counted from the connection's
-    /// start or from the first byte of a later head. Past it the connection gets 408 and is
-    /// closed.
+    /// Time a client has to send a complete request head, counted from the end of the TLS
+    /// handshake (or the accept, without TLS) for the first head, and from the first byte of
+    /// each later head. Past it the connection gets 408 and is closed.
     pub head_timeout: Duration,
+    /// Time a client has to complete the TLS handshake, counted from the accept. Past it the
+    /// connection is closed without a response.
+    pub tls_handshake_timeout: Duration,
     /// Time a connection may stay open with no request in progress before it is closed.
     pub idle_timeout: Duration,
     /// Maximum number of open downstream connections; further ones are closed at once.
@@ -72,6 +79,7 @@ impl Default for ListenerLimits {
             max_headers: DEFAULT_MAX_HEADERS,
             max_body_bytes: None,
             head_timeout: Duration::from_secs(DEFAULT_HEAD_TIMEOUT_SECS),
+            tls_handshake_timeout: Duration::from_secs(DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS),
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
@@ -89,6 +97,7 @@ pub struct RawLimits {
     pub max_headers: Option<usize>,
     pub max_body_bytes: Option<u64>,
     pub head_timeout_secs: Option<u64>,
+    pub tls_handshake_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
     pub http2_max_concurrent_streams: Option<u32>,
@@ -159,6 +168,11 @@ impl RawLimits {
                 self.head_timeout_secs,
                 DEFAULT_HEAD_TIMEOUT_SECS,
             )?,
+            tls_handshake_timeout: positive_secs(
+                &field("tls_handshake_timeout_secs"),
+                self.tls_handshake_timeout_secs,
+                DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS,
+            )?,
             idle_timeout: positive_secs(
                 &field("idle_timeout_secs"),
                 self.idle_timeout_secs,
@@ -218,7 +232,8 @@ mod tests {
     fn values_are_kept() {
         let raw: RawLimits = toml::from_str(
             "max_head_bytes = 2048\nmax_uri_bytes = 100\nmax_headers = 5\nmax_body_bytes = 10\n\
-             head_timeout_secs = 2\nidle_timeout_secs = 3\nmax_connections = 4\n\
+             head_timeout_secs = 2\ntls_handshake_timeout_secs = 5\nidle_timeout_secs = 3\n\
+             max_connections = 4\n\
              http2_max_concurrent_streams = 7\nhttp2_max_pending_resets = 1\n",
         )
         .unwrap();
@@ -228,6 +243,7 @@ mod tests {
         assert_eq!(limits.max_headers, 5);
         assert_eq!(limits.max_body_bytes, Some(10));
         assert_eq!(limits.head_timeout, Duration::from_secs(2));
+        assert_eq!(limits.tls_handshake_timeout, Duration::from_secs(5));
         assert_eq!(limits.idle_timeout, Duration::from_secs(3));
         assert_eq!(limits.max_connections, 4);
         assert_eq!(limits.http2_max_concurrent_streams, 7);
@@ -250,6 +266,10 @@ mod tests {
             ("max_headers = 0", "inbound.limits.max_headers"),
             ("max_body_bytes = 0", "inbound.limits.max_body_bytes"),
             ("head_timeout_secs = 0", "inbound.limits.head_timeout_secs"),
+            (
+                "tls_handshake_timeout_secs = 0",
+                "inbound.limits.tls_handshake_timeout_secs",
+            ),
             ("idle_timeout_secs = 0", "inbound.limits.idle_timeout_secs"),
             ("max_connections = 0", "inbound.limits.max_connections"),
             (

@@ -22,9 +22,6 @@ use super::{ConnectionInfo, Handler, ListenerSettings};
 use crate::framing::{GuardState, HeadLimits, Http1Guard, Rejection};
 use crate::metrics::Metrics;
 
-/// A client that opens a connection and never finishes the TLS handshake would otherwise
-/// hold a task and a socket forever. A handshake on a working network takes far less.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on writing a rejection and on closing, for a client that stops reading.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a rejection the client may still be sending the rest of its request. Reading and
@@ -54,26 +51,31 @@ impl<H: Handler> Listener<H> {
             let info = ConnectionInfo { peer, tls: false };
             return self.serve_io(stream, info, false, accepted).await;
         };
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        let handshake_timeout = self.settings.limits.tls_handshake_timeout;
+        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls_stream)) => {
                 let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let info = ConnectionInfo { peer, tls: true };
-                self.serve_io(tls_stream, info, http2, accepted).await;
+                // The head timeout starts once the handshake is done, so a slow handshake
+                // and a slow head each get their own bound.
+                self.serve_io(tls_stream, info, http2, Instant::now()).await;
             }
             // Logged at info: a rejected client certificate shows up here, and it is the
             // first thing to look for when mutual TLS clients cannot connect.
             Ok(Err(err)) => tracing::info!(error = %err, "TLS handshake failed"),
             Err(_elapsed) => {
-                tracing::info!(timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake timed out")
+                tracing::info!(timeout = ?handshake_timeout, "TLS handshake timed out; closing")
             }
         }
     }
 
-    async fn serve_io<IO>(self, mut io: IO, info: ConnectionInfo, http2: bool, accepted: Instant)
+    /// Serves a connection ready for HTTP. The first request head must be complete within
+    /// the head timeout of `ready`: the accept, or the end of the TLS handshake.
+    async fn serve_io<IO>(self, mut io: IO, info: ConnectionInfo, http2: bool, ready: Instant)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let head_deadline = accepted + self.settings.limits.head_timeout;
+        let head_deadline = ready + self.settings.limits.head_timeout;
         let (protocol, prefix) = if http2 {
             (Protocol::Http2, Vec::new())
         } else {
