@@ -490,3 +490,22 @@ async fn rapid_reset_gets_goaway() {
     let code = u32::from_be_bytes([goaway.1[4], goaway.1[5], goaway.1[6], goaway.1[7]]);
     assert_eq!(code, ENHANCE_YOUR_CALM);
 }
+
+#[tokio::test]
+async fn stalled_tls_handshake_closed() {
+    let app = EdgeApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki();
+    let mut spec = Spec::new(dir.path(), app.addr).with_tls(&pki, false);
+    spec.extra
+        .push_str("\n[inbound.limits]\ntls_handshake_timeout_secs = 1\nhead_timeout_secs = 60\n");
+    let sidecar = spec.start().await;
+
+    // A client that connects and never sends a ClientHello is cut by the handshake timeout,
+    // not left for the much longer head timeout.
+    let mut stalled = RawConnection::open(sidecar.inbound_addr()).await;
+    assert!(
+        stalled.is_closed_within(Duration::from_secs(5)).await,
+        "the connection without a handshake stayed open"
+    );
+}
