@@ -202,7 +202,7 @@ impl Metrics {
 /// Creates a counter family from a constant definition.
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels)
-        // Callers pass constant names and labels, so construction cannot fail.
+        // Every caller passes constant names and labels, so construction cannot fail.
         .expect("static metric definition is valid")
 }
 

@@ -266,7 +266,7 @@ impl<H: Handler> Server<H> {
     }
 }
 
-/// Writes the 503 to a refused connection, shuts down the write side, then reads and
+/// Writes the 503 to a refused connection and shuts down the write side. It then reads and
 /// discards what the client sends until it closes, for at most [`REFUSAL_LINGER_TIME`] and
 /// [`REFUSAL_LINGER_MAX_BYTES`], so a client that sent its request first still reads the
 /// whole 503 instead of a reset.

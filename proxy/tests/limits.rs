@@ -269,7 +269,7 @@ async fn refused_client_reads_whole_503() {
     assert_eq!(held.response().await.map(|r| r.status), Some(200));
 
     // A client that sends its head, then its body a moment later, as an upload does. If the
-    // sidecar closed the socket at once, the kernel would answer the body with a reset: the
+    // sidecar closed the socket at once, the kernel would respond to the body with a reset: the
     // body write would fail, and many clients then report that error instead of the 503.
     let body = "x".repeat(32 * 1024);
     let head = format!(
@@ -309,7 +309,7 @@ async fn refused_client_reads_whole_503() {
 async fn http2_idle_connection_gets_goaway() {
     let (app, sidecar, _dir) = start("idle_timeout_secs = 1").await;
 
-    // One request on a raw HTTP/2 connection, then nothing: the sidecar must answer, wait
+    // One request on a raw HTTP/2 connection, then nothing: the sidecar must respond, wait
     // for the idle timeout, send GOAWAY and close.
     let mut idle = TcpStream::connect(sidecar.inbound_addr()).await.unwrap();
     let mut bytes = PREFACE.to_vec();
@@ -428,7 +428,7 @@ async fn read_frames_answering_pings(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>
         }
         let (kind, flags) = (header[3], header[4]);
         let is_ack = flags & ACK != 0;
-        // The server may close right after; a failed write shows up as the end of frames.
+        // The server may close right after, and a failed write shows up as the end of frames.
         if kind == SETTINGS && !is_ack {
             let _ = stream.write_all(&frame(SETTINGS, ACK, 0, &[])).await;
         } else if kind == PING && !is_ack {

@@ -109,7 +109,7 @@ async fn refused_connection_retried_only_when_idempotent() {
 }
 
 /// Binds a loopback listener with a backlog of 1 that never accepts, and opens client
-/// connections until the kernel stops completing handshakes for it: on Linux a listener
+/// connections until the kernel stops completing handshakes for it. On Linux a listener
 /// whose accept queue is full drops further SYNs, so a new connection to it can only time
 /// out. Returns the address with the connections that fill the queue, which must stay open.
 async fn full_listener() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
@@ -148,7 +148,7 @@ async fn connect_timeout_gets_504() {
         "GET /orders HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer {}\r\n",
         signer().token()
     );
-    // A 1-second timeout answered within 10 seconds shows the request did not hang.
+    // A response within 10 seconds to a 1-second timeout shows the request did not hang.
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
         raw_request(sidecar.inbound_addr(), &head),

@@ -234,8 +234,8 @@ fn classify(err: &hyper_util::client::legacy::Error) -> FailureKind {
     } else if chain_has::<rustls::Error>(err) {
         FailureKind::Tls
     } else if err.is_connect() && chain_has_io_kind(err, io::ErrorKind::TimedOut) {
-        // hyper-util reports its own connect timer as `TimedOut`, as the OS does for a
-        // handshake that got no answer.
+        // hyper-util 0.1 reports its own connect timer as `TimedOut`, as the OS does for a
+        // handshake that got no reply.
         FailureKind::ConnectTimeout
     } else if err.is_connect() {
         FailureKind::Connect

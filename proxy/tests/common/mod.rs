@@ -664,8 +664,8 @@ pub async fn metrics_text(admin: SocketAddr) -> String {
     reply.body
 }
 
-/// Reads one sample from the admin listener's `/metrics`; 0 when the series has not been
-/// created yet, as Prometheus counters with labels appear only at their first increment.
+/// Reads one sample from the admin listener's `/metrics`. A series not created yet reads as
+/// 0, because Prometheus counters with labels appear only at their first increment.
 pub async fn metric_value(admin: SocketAddr, sample: &str) -> f64 {
     metric(&metrics_text(admin).await, sample).unwrap_or(0.0)
 }
