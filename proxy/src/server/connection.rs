@@ -204,6 +204,9 @@ impl<H: Handler> Listener<H> {
         let result = drive(idle, drain, |cx, shut_down| {
             if shut_down {
                 // Sends GOAWAY and lets the open streams finish.
+                // NOTE: h2 closes only after the client acknowledges a PING sent with the
+                // GOAWAY. A client that never does keeps an idle connection open until it
+                // closes it or the listener drains.
                 connection.as_mut().graceful_shutdown();
             }
             connection.as_mut().poll(cx)
