@@ -106,6 +106,8 @@ class Portcullis(Contender):
         config = f"""# Written by loadtest/bench for one benchmark run.
 # Stops between runs take a second instead of the 20-second default drain.
 shutdown_grace_secs = 1
+# One worker thread, like Envoy's --concurrency 1 and HAProxy's nbthread 1.
+worker_threads = 1
 
 [inbound]
 listen = "127.0.0.1:{self.port}"
@@ -130,8 +132,8 @@ max_entries = {TOKEN_CACHE_ENTRIES}
         return [str(context.binaries.portcullis), "--config", str(path)]
 
     def environment(self) -> dict[str, str]:
-        # One tokio worker thread; `warn` turns off the per-request access log (info).
-        return {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": "warn", "NO_COLOR": "1"}
+        # `warn` turns off the per-request access log (info).
+        return {"RUST_LOG": "warn", "NO_COLOR": "1"}
 
 
 class Envoy(Contender):

@@ -64,6 +64,10 @@ pub struct Config {
     pub cache: CacheConfig,
     /// How long in-flight requests may run after SIGTERM before they are cut.
     pub shutdown_grace: Duration,
+    /// Threads that serve requests; `None` means one per available CPU. With 1, the sidecar
+    /// runs on a single-threaded runtime, which skips the work-stealing scheduler's
+    /// synchronisation on every task wake-up.
+    pub worker_threads: Option<usize>,
 }
 
 /// The listener that receives traffic for the app and the app it forwards to.

@@ -147,7 +147,7 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match build_runtime(config.worker_threads) {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!(error = %err, "cannot start the async runtime");
@@ -155,6 +155,21 @@ fn run(path: &Path) -> ExitCode {
         }
     };
     runtime.block_on(serve(path, config))
+}
+
+/// Builds the async runtime for `worker_threads` (see [`Config::worker_threads`]). Without a
+/// configured count, tokio uses one thread per CPU, or `TOKIO_WORKER_THREADS` when it is set.
+fn build_runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(count) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(count);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }
 
 async fn serve(path: &Path, config: Config) -> ExitCode {

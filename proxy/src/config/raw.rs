@@ -63,6 +63,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub cache: RawCache,
     pub shutdown_grace_secs: Option<u64>,
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,7 +309,21 @@ impl RawConfig {
                 self.shutdown_grace_secs,
                 DEFAULT_SHUTDOWN_GRACE_SECS,
             )?,
+            worker_threads: validate_worker_threads(self.worker_threads)?,
         })
+    }
+}
+
+/// More threads than this would only add scheduling overhead on any machine a sidecar runs on.
+const MAX_WORKER_THREADS: usize = 256;
+
+fn validate_worker_threads(value: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    match value {
+        Some(count) if count == 0 || count > MAX_WORKER_THREADS => Err(ConfigError::invalid(
+            "worker_threads",
+            format!("{count} is out of range; use 1 to {MAX_WORKER_THREADS}, or leave it out to use one thread per available CPU"),
+        )),
+        _ => Ok(value),
     }
 }
 

@@ -132,3 +132,17 @@ fn outbound_env_override_needs_section() {
     });
     assert!(result.is_err());
 }
+
+#[test]
+fn worker_threads_defaults_to_unset_and_is_range_checked() {
+    assert_eq!(parse(MINIMAL).expect("valid").worker_threads, None);
+    let one = parse(&format!("worker_threads = 1\n{MINIMAL}")).expect("1 is valid");
+    assert_eq!(one.worker_threads, Some(1));
+    for bad in ["0", "257"] {
+        let message = error_text(&format!("worker_threads = {bad}\n{MINIMAL}"));
+        assert!(
+            message.contains("worker_threads") && message.contains(bad),
+            "{message}"
+        );
+    }
+}

@@ -33,6 +33,8 @@ pub enum ReloadError {
     },
     #[error("the [outbound] section was added or removed; restart the sidecar to apply it")]
     OutboundToggled,
+    #[error("`worker_threads` changed from {old} to {new}; the runtime's threads are fixed at start, so restart the sidecar to apply it")]
+    WorkerThreadsChanged { old: String, new: String },
     #[error("inbound TLS: {0}")]
     InboundTls(#[from] TlsError),
     #[error(transparent)]
@@ -47,7 +49,7 @@ impl RunningSidecar {
     /// Applies `config` or, when any part of it cannot be applied, returns why and changes
     /// nothing. Listen addresses and the presence of `[outbound]` cannot change.
     pub async fn reload(&mut self, config: Config) -> Result<(), ReloadError> {
-        check_listeners(&self.config, &config)?;
+        check_fixed_settings(&self.config, &config)?;
         let inbound_tls = inbound_tls_acceptor(&config)?;
         let outbound = match &config.outbound {
             Some(outbound) => Some(Outbound::new(outbound, self.metrics.clone())?),
@@ -107,7 +109,7 @@ impl RunningSidecar {
 }
 
 /// Rejects a configuration that moves a listener or adds or removes one.
-fn check_listeners(old: &Config, new: &Config) -> Result<(), ReloadError> {
+fn check_fixed_settings(old: &Config, new: &Config) -> Result<(), ReloadError> {
     let changed = |field, old: std::net::SocketAddr, new: std::net::SocketAddr| {
         (old != new).then(|| ReloadError::ListenChanged {
             field,
@@ -120,6 +122,14 @@ fn check_listeners(old: &Config, new: &Config) -> Result<(), ReloadError> {
     }
     if let Some(err) = changed("admin.listen", old.admin.listen, new.admin.listen) {
         return Err(err);
+    }
+    if old.worker_threads != new.worker_threads {
+        let show =
+            |count: Option<usize>| count.map_or_else(|| "unset".to_owned(), |n| n.to_string());
+        return Err(ReloadError::WorkerThreadsChanged {
+            old: show(old.worker_threads),
+            new: show(new.worker_threads),
+        });
     }
     match (&old.outbound, &new.outbound) {
         (Some(old), Some(new)) => match changed("outbound.listen", old.listen, new.listen) {
