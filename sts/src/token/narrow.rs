@@ -4,7 +4,7 @@
 use super::error::{ErrorCode, OAuthError};
 use crate::config::is_scope_token;
 
-/// What differs between narrowing the `scope` and the `audience` parameter.
+/// A narrowed request parameter, `scope` or `audience`, with the rules that differ between them.
 struct Parameter {
     /// Name of the request parameter, and of one of its values in error messages.
     name: &'static str,
