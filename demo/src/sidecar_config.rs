@@ -59,7 +59,7 @@ impl SidecarConfig<'_> {
         ));
         toml.push_str(&self.inbound());
         toml.push_str(&self.provider());
-        toml.push_str(&self.route());
+        toml.push_str(self.route());
         if let SidecarRole::Orders {
             outbound_listen,
             inventory_url,
@@ -114,16 +114,14 @@ impl SidecarConfig<'_> {
         )
     }
 
-    fn route(&self) -> String {
+    fn route(&self) -> &'static str {
         match self.role {
             SidecarRole::Orders { .. } => {
                 "# Placing an order needs the `foo` scope; reading one needs only a valid token.\n\
                 [[routes]]\nprefix = \"/orders\"\nmethods = [\"POST\"]\nscopes = [\"foo\"]\n\n"
-                    .to_owned()
             }
             SidecarRole::Inventory => {
                 "[[routes]]\npath = \"/inventory\"\nmethods = [\"PUT\"]\nscopes = [\"foo\"]\n\n"
-                    .to_owned()
             }
         }
     }
