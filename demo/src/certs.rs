@@ -100,7 +100,9 @@ impl DemoCerts {
         Ok(certs)
     }
 
-    fn paths(dir: &Path) -> DemoCerts {
+    /// Returns where the files of a set in `dir` are, without reading or creating them. A
+    /// relative `dir` gives relative paths, as the demo's configuration files use.
+    pub fn paths(dir: &Path) -> DemoCerts {
         let pair = |name: &str| CertPair {
             cert: dir.join(format!("{name}.pem")),
             key: dir.join(format!("{name}-key.pem")),

@@ -6,6 +6,9 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
+use crate::certs::DemoCerts;
+use crate::sidecar_config::{SidecarConfig, SidecarRole};
+
 /// Every port the demo listens on, all on 127.0.0.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DemoPorts {
@@ -70,95 +73,62 @@ impl DemoPorts {
 /// The issuer the demo STS writes into every token, as in the book.
 pub const ISSUER: &str = "https://localhost:8443";
 
-/// Writes the configuration of the sidecar in front of the order app. Paths are relative to
-/// the data folder, where the file is written.
-pub fn orders_sidecar_toml(ports: &DemoPorts) -> String {
-    format!(
-        r#"# Sidecar in front of the order app, written by portcullis-demo.
-# Run it by hand with: portcullis --config orders-sidecar.toml
-shutdown_grace_secs = 5
+/// Folder of the demo certificates, relative to the data folder.
+const CERTS_DIR: &str = "certs";
+/// The sidecar configuration files, in the data folder.
+const ORDERS_FILE: &str = "orders-sidecar.toml";
+const INVENTORY_FILE: &str = "inventory-sidecar.toml";
 
-[inbound]
-listen = "127.0.0.1:{orders_inbound}"
-upstream = "http://127.0.0.1:{order_app}"
-realm = "orders"
-
-[inbound.tls]
-cert = "certs/orders.pem"
-key = "certs/orders-key.pem"
-
-[[providers]]
-issuer = "{ISSUER}"
-audiences = ["orders"]
-jwks_uri = "https://127.0.0.1:{sts}/.well-known/jwks.json"
-ca_file = "certs/ca.pem"
-
-# Placing an order needs the `foo` scope; reading one needs only a valid token.
-[[routes]]
-prefix = "/orders"
-methods = ["POST"]
-scopes = ["foo"]
-
-[outbound]
-listen = "127.0.0.1:{orders_outbound}"
-
-# The order app calls http://inventory/inventory through this listener; the sidecar sends
-# the call to the inventory sidecar over mutual TLS with the caller's token.
-[[outbound.services]]
-name = "inventory"
-upstream = "https://localhost:{inventory_inbound}"
-tls = {{ ca = "certs/ca.pem", cert = "certs/orders-client.pem", key = "certs/orders-client-key.pem" }}
-
-[admin]
-listen = "127.0.0.1:{orders_admin}"
-"#,
-        orders_inbound = ports.orders_inbound,
-        order_app = ports.order_app,
-        sts = ports.sts,
-        orders_outbound = ports.orders_outbound,
-        inventory_inbound = ports.inventory_inbound,
-        orders_admin = ports.orders_admin,
-    )
+/// Returns the configuration file of the demo sidecar in `role`. Certificate paths are
+/// relative to the data folder, where the file is written.
+fn demo_sidecar_toml(ports: &DemoPorts, role: SidecarRole) -> String {
+    let (app, file_name, listen, upstream, admin) = match role {
+        SidecarRole::Orders { .. } => (
+            "order",
+            ORDERS_FILE,
+            ports.orders_inbound,
+            ports.order_app,
+            ports.orders_admin,
+        ),
+        SidecarRole::Inventory => (
+            "inventory",
+            INVENTORY_FILE,
+            ports.inventory_inbound,
+            ports.inventory_app,
+            ports.inventory_admin,
+        ),
+    };
+    SidecarConfig {
+        role,
+        header: vec![
+            format!("Sidecar in front of the {app} app, written by portcullis-demo."),
+            format!("Run it by hand with: portcullis --config {file_name}"),
+        ],
+        shutdown_grace_secs: 5,
+        listen: DemoPorts::local(listen),
+        upstream: DemoPorts::local(upstream),
+        admin: DemoPorts::local(admin),
+        issuer: ISSUER.to_owned(),
+        jwks_uri: format!("https://127.0.0.1:{}/.well-known/jwks.json", ports.sts),
+        certs: &DemoCerts::paths(Path::new(CERTS_DIR)),
+    }
+    .render()
 }
 
-/// Writes the configuration of the sidecar in front of the inventory app, which accepts only
-/// clients with a certificate from the demo CA.
+/// Returns the configuration of the sidecar in front of the order app. Paths are relative
+/// to the data folder, where the file is written.
+pub fn orders_sidecar_toml(ports: &DemoPorts) -> String {
+    let role = SidecarRole::Orders {
+        outbound_listen: DemoPorts::local(ports.orders_outbound),
+        inventory_url: format!("https://localhost:{}", ports.inventory_inbound),
+    };
+    demo_sidecar_toml(ports, role)
+}
+
+/// Returns the configuration of the sidecar in front of the inventory app, which accepts
+/// only clients with a certificate from the demo CA.
 pub fn inventory_sidecar_toml(ports: &DemoPorts) -> String {
-    format!(
-        r#"# Sidecar in front of the inventory app, written by portcullis-demo.
-# Run it by hand with: portcullis --config inventory-sidecar.toml
-shutdown_grace_secs = 5
-
-[inbound]
-listen = "127.0.0.1:{inventory_inbound}"
-upstream = "http://127.0.0.1:{inventory_app}"
-realm = "inventory"
-
-# client_ca turns on mutual TLS: only the order sidecar's certificate gets through.
-[inbound.tls]
-cert = "certs/inventory.pem"
-key = "certs/inventory-key.pem"
-client_ca = "certs/ca.pem"
-
-[[providers]]
-issuer = "{ISSUER}"
-audiences = ["inventory"]
-jwks_uri = "https://127.0.0.1:{sts}/.well-known/jwks.json"
-ca_file = "certs/ca.pem"
-
-[[routes]]
-path = "/inventory"
-methods = ["PUT"]
-scopes = ["foo"]
-
-[admin]
-listen = "127.0.0.1:{inventory_admin}"
-"#,
-        inventory_inbound = ports.inventory_inbound,
-        inventory_app = ports.inventory_app,
-        sts = ports.sts,
-        inventory_admin = ports.inventory_admin,
-    )
+    demo_sidecar_toml(ports, SidecarRole::Inventory)
 }
 
 /// Writes both sidecar files into `data_dir` and returns their paths (orders, inventory).
@@ -166,8 +136,8 @@ pub fn write_sidecar_configs(
     data_dir: &Path,
     ports: &DemoPorts,
 ) -> Result<(std::path::PathBuf, std::path::PathBuf), crate::certs::CertError> {
-    let orders = data_dir.join("orders-sidecar.toml");
-    let inventory = data_dir.join("inventory-sidecar.toml");
+    let orders = data_dir.join(ORDERS_FILE);
+    let inventory = data_dir.join(INVENTORY_FILE);
     crate::certs::write_file(&orders, orders_sidecar_toml(ports).as_bytes(), 0o644)?;
     crate::certs::write_file(&inventory, inventory_sidecar_toml(ports).as_bytes(), 0o644)?;
     Ok((orders, inventory))

@@ -4,12 +4,14 @@
 //!
 //! - [`certs`]: the demo CA and the certificates it issues.
 //! - [`layout`]: ports and the sidecar configuration files.
+//! - [`sidecar_config`]: the TOML of one sidecar configuration file.
 //! - [`client`]: an HTTPS client that trusts the demo CA.
 //! - [`walkthrough`]: the book's flow, run step by step and checked.
 
 pub mod certs;
 pub mod client;
 pub mod layout;
+pub mod sidecar_config;
 pub mod walkthrough;
 
 use std::path::{Path, PathBuf};

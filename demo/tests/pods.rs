@@ -15,11 +15,13 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use portcullis_demo::certs::DemoCerts;
+use portcullis_demo::sidecar_config::{SidecarConfig, SidecarRole};
 use portcullis_demo::walkthrough::BOOK_ORDER;
 
 /// The bridge's subnet; the pods take the addresses below.
@@ -258,8 +260,15 @@ impl Lab {
             &self.hash("peter123"),
         );
         write(&dir.join("sts.toml"), &sts_config);
-        write(&dir.join("orders.toml"), &orders_toml(&certs));
-        write(&dir.join("inventory.toml"), &inventory_toml(&certs));
+        let orders = SidecarRole::Orders {
+            outbound_listen: SocketAddr::from(([127, 0, 0, 1], 15001)),
+            inventory_url: format!("https://{INVENTORY_ADDR}:10443"),
+        };
+        write(&dir.join("orders.toml"), &sidecar_toml(&certs, orders));
+        write(
+            &dir.join("inventory.toml"),
+            &sidecar_toml(&certs, SidecarRole::Inventory),
+        );
 
         let bin = |name: &str| self.bin.join(name).display().to_string();
         let (sts, sidecar, order_app, inventory_app) = (
@@ -572,83 +581,24 @@ password_hash = "{user_hash}"
     )
 }
 
-fn provider(certs: &DemoCerts, audience: &str) -> String {
-    format!(
-        r#"[[providers]]
-issuer = "https://{STS_ADDR}:8443"
-audiences = ["{audience}"]
-jwks_uri = "https://{STS_ADDR}:8443/.well-known/jwks.json"
-ca_file = "{ca}"
-"#,
-        ca = certs.ca.display()
-    )
-}
-
-fn orders_toml(certs: &DemoCerts) -> String {
-    format!(
-        r#"shutdown_grace_secs = 1
-
-[inbound]
-listen = "0.0.0.0:9443"
-upstream = "http://127.0.0.1:8081"
-realm = "orders"
-
-[inbound.tls]
-cert = "{cert}"
-key = "{key}"
-
-{provider}
-[[routes]]
-prefix = "/orders"
-methods = ["POST"]
-scopes = ["foo"]
-
-[outbound]
-listen = "127.0.0.1:15001"
-
-[[outbound.services]]
-name = "inventory"
-upstream = "https://{INVENTORY_ADDR}:10443"
-tls = {{ ca = "{ca}", cert = "{client_cert}", key = "{client_key}" }}
-
-[admin]
-listen = "127.0.0.1:9901"
-"#,
-        cert = certs.orders.cert.display(),
-        key = certs.orders.key.display(),
-        provider = provider(certs, "orders"),
-        ca = certs.ca.display(),
-        client_cert = certs.orders_client.cert.display(),
-        client_key = certs.orders_client.key.display(),
-    )
-}
-
-fn inventory_toml(certs: &DemoCerts) -> String {
-    format!(
-        r#"shutdown_grace_secs = 1
-
-[inbound]
-listen = "0.0.0.0:10443"
-upstream = "http://127.0.0.1:8082"
-realm = "inventory"
-
-[inbound.tls]
-cert = "{cert}"
-key = "{key}"
-client_ca = "{ca}"
-
-{provider}
-[[routes]]
-path = "/inventory"
-methods = ["PUT"]
-scopes = ["foo"]
-
-[admin]
-listen = "127.0.0.1:9901"
-"#,
-        cert = certs.inventory.cert.display(),
-        key = certs.inventory.key.display(),
-        ca = certs.ca.display(),
-        provider = provider(certs, "inventory"),
-    )
+/// Returns the configuration of a pod's sidecar. Each pod has its own network namespace, so
+/// both sidecars use the book's ports and admin port 9901, and the inbound listener takes
+/// connections on every address of the pod.
+fn sidecar_toml(certs: &DemoCerts, role: SidecarRole) -> String {
+    let (inbound_port, app_port) = match role {
+        SidecarRole::Orders { .. } => (9443, 8081),
+        SidecarRole::Inventory => (10443, 8082),
+    };
+    SidecarConfig {
+        role,
+        header: Vec::new(),
+        shutdown_grace_secs: 1,
+        listen: SocketAddr::from(([0, 0, 0, 0], inbound_port)),
+        upstream: SocketAddr::from(([127, 0, 0, 1], app_port)),
+        admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
+        issuer: format!("https://{STS_ADDR}:8443"),
+        jwks_uri: format!("https://{STS_ADDR}:8443/.well-known/jwks.json"),
+        certs,
+    }
+    .render()
 }

@@ -13,9 +13,10 @@ use http::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use common::signing::{b64, jwks, TestKey};
 use common::tokens::{
-    assert_invalid_token, assert_rejection, b64, claims, config_toml, jwks, provider_toml, start,
-    start_unready, Key, KeyServer, AUDIENCE, ISSUER,
+    assert_invalid_token, assert_rejection, claims, config_toml, provider_toml, start,
+    start_unready, KeyServer, SignDefaultClaims, AUDIENCE, ISSUER,
 };
 use common::{get, metric, metrics_text, App, Reply, WAIT_LIMIT};
 use portcullis::RunningSidecar;
@@ -80,14 +81,14 @@ async fn wait_for_readiness(admin: SocketAddr, status: StatusCode) {
 }
 
 /// Signs a token with `key` under a header naming `kid`, which the JWKS may not publish.
-fn token_with_kid(key: &Key, kid: &str) -> String {
+fn token_with_kid(key: &TestKey, kid: &str) -> String {
     let header = json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid }).to_string();
     key.sign_raw(&header, &claims().to_string())
 }
 
 /// JWKS entries the sidecar cannot use, each for a different reason.
 fn unusable_entries() -> Vec<Value> {
-    let ec = Key::ec("enc-key").jwk;
+    let ec = TestKey::ec("enc-key").jwk;
     let mut for_encryption = ec.clone();
     for_encryption["use"] = json!("enc");
     let mut sign_only = ec.clone();
@@ -111,7 +112,7 @@ fn unusable_entries() -> Vec<Value> {
 
 #[tokio::test]
 async fn unusable_entries_skipped_alone() {
-    let good = Key::ec("good");
+    let good = TestKey::ec("good");
     let mut keys = unusable_entries();
     keys.push(good.jwk.clone());
     let fx = Fixture::start(json!({ "keys": keys }), "", true).await;
@@ -130,7 +131,7 @@ async fn unusable_entries_skipped_alone() {
 
 #[tokio::test]
 async fn no_usable_key_leaves_sidecar_unready() {
-    let key = Key::ec("ec-1");
+    let key = TestKey::ec("ec-1");
     let fx = Fixture::start(json!({ "keys": unusable_entries() }), "", false).await;
     // Two requests mean the first fetch finished and a retry followed.
     fx.server.wait_for_jwks_hits(2).await;
@@ -149,7 +150,7 @@ async fn no_usable_key_leaves_sidecar_unready() {
     assert!(reply.header("retry-after").is_some());
     assert!(fx.app.requests().is_empty());
 
-    fx.server.set_jwks(jwks(&[&key.jwk]));
+    fx.server.set_jwks(jwks(&[&key]));
     wait_for_readiness(fx.sidecar.admin_addr(), StatusCode::OK).await;
     let reply = fx.send(&key.token()).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -157,9 +158,9 @@ async fn no_usable_key_leaves_sidecar_unready() {
 
 #[tokio::test]
 async fn refresh_without_usable_key_keeps_last_set() {
-    let key = Key::ec("ec-1");
+    let key = TestKey::ec("ec-1");
     // A cooldown of 0 lets every unknown kid trigger a fetch, so the test controls refreshes.
-    let fx = Fixture::start(jwks(&[&key.jwk]), "unknown_kid_cooldown_secs = 0", true).await;
+    let fx = Fixture::start(jwks(&[&key]), "unknown_kid_cooldown_secs = 0", true).await;
     assert_eq!(fx.send(&key.token()).await.status, StatusCode::OK);
 
     for (case, change) in [("no usable key", true), ("server error", false)] {
@@ -190,9 +191,9 @@ async fn refresh_without_usable_key_keeps_last_set() {
 
 #[tokio::test]
 async fn failed_refreshes_fail_closed_after_max_staleness() {
-    let key = Key::ec("ec-1");
+    let key = TestKey::ec("ec-1");
     let fx = Fixture::start(
-        jwks(&[&key.jwk]),
+        jwks(&[&key]),
         "refresh_interval_secs = 1\nmax_key_staleness_secs = 8",
         true,
     )
@@ -249,9 +250,9 @@ async fn failed_refreshes_fail_closed_after_max_staleness() {
 
 #[tokio::test]
 async fn removed_key_rejected_at_once_even_cached() {
-    let old = Key::ec("old");
-    let new = Key::ed25519("new");
-    let fx = Fixture::start(jwks(&[&old.jwk]), "", true).await;
+    let old = TestKey::ec("old");
+    let new = TestKey::ed25519("new");
+    let fx = Fixture::start(jwks(&[&old]), "", true).await;
     let old_token = old.token();
     let hits = "portcullis_token_cache_hits_total";
     let misses = "portcullis_token_cache_misses_total";
@@ -268,7 +269,7 @@ async fn removed_key_rejected_at_once_even_cached() {
 
     // The issuer rotates: the new set no longer contains the old key. The first token with
     // the new kid makes the sidecar refetch.
-    fx.server.set_jwks(jwks(&[&new.jwk]));
+    fx.server.set_jwks(jwks(&[&new]));
     let reply = fx.send(&new.token()).await;
     assert_eq!(reply.status, StatusCode::OK, "new key: {}", reply.body);
 
@@ -284,8 +285,8 @@ async fn removed_key_rejected_at_once_even_cached() {
 
 #[tokio::test]
 async fn random_kid_flood_fetches_once() {
-    let key = Key::ec("ec-1");
-    let fx = Fixture::start(jwks(&[&key.jwk]), "unknown_kid_cooldown_secs = 30", true).await;
+    let key = TestKey::ec("ec-1");
+    let fx = Fixture::start(jwks(&[&key]), "unknown_kid_cooldown_secs = 30", true).await;
     let before = fx.server.total_hits();
     let tokens: Vec<String> = (0..300)
         .map(|_| token_with_kid(&key, &format!("kid-{}", rand::random::<u64>())))
@@ -312,8 +313,8 @@ async fn random_kid_flood_fetches_once() {
 async fn discovery_finds_the_jwks() {
     let app = App::start().await;
     let dir = tempfile::tempdir().expect("temporary folder");
-    let key = Key::ec("ec-1");
-    let server = KeyServer::start(jwks(&[&key.jwk])).await;
+    let key = TestKey::ec("ec-1");
+    let server = KeyServer::start(jwks(&[&key])).await;
     let issuer = server.base();
     server.set_discovery(json!({ "issuer": issuer, "jwks_uri": server.jwks_uri() }));
     let body = format!("[[providers]]\nissuer = {issuer:?}\naudiences = [\"orders\"]\n");
@@ -334,8 +335,8 @@ async fn discovery_finds_the_jwks() {
 async fn discovery_with_other_issuer_stays_unready() {
     let app = App::start().await;
     let dir = tempfile::tempdir().expect("temporary folder");
-    let key = Key::ec("ec-1");
-    let server = KeyServer::start(jwks(&[&key.jwk])).await;
+    let key = TestKey::ec("ec-1");
+    let server = KeyServer::start(jwks(&[&key])).await;
     let issuer = server.base();
     // The document claims another issuer, so its jwks_uri must not be trusted.
     server.set_discovery(json!({ "issuer": format!("{issuer}/"), "jwks_uri": server.jwks_uri() }));
@@ -378,10 +379,10 @@ async fn discovery_with_other_issuer_stays_unready() {
 async fn jwks_file_reloaded_on_change() {
     let app = App::start().await;
     let dir = tempfile::tempdir().expect("temporary folder");
-    let old = Key::ec("old");
-    let new = Key::ec("new");
+    let old = TestKey::ec("old");
+    let new = TestKey::ec("new");
     let path = dir.path().join("jwks.json");
-    std::fs::write(&path, jwks(&[&old.jwk]).to_string()).expect("write JWKS");
+    std::fs::write(&path, jwks(&[&old]).to_string()).expect("write JWKS");
     // The default refresh interval (300 s) is far away, so only a change can cause a reload.
     let body = format!(
         "[[providers]]\nissuer = {ISSUER:?}\naudiences = [{AUDIENCE:?}]\njwks_file = {path:?}\n"
@@ -397,7 +398,7 @@ async fn jwks_file_reloaded_on_change() {
 
     // Replace the file by rename, as Kubernetes does for a mounted ConfigMap.
     let staged = dir.path().join("jwks.json.new");
-    std::fs::write(&staged, jwks(&[&new.jwk]).to_string()).expect("write JWKS");
+    std::fs::write(&staged, jwks(&[&new]).to_string()).expect("write JWKS");
     std::fs::rename(&staged, &path).expect("rename");
     let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
     while metric(&metrics_text(sidecar.admin_addr()).await, &loads).unwrap_or(0.0) <= loaded {
@@ -419,8 +420,8 @@ async fn jwks_file_reloaded_on_change() {
 async fn full_cache_stops_caching_new_tokens() {
     let app = App::start().await;
     let dir = tempfile::tempdir().expect("temporary folder");
-    let key = Key::ec("ec-1");
-    let server = KeyServer::start(jwks(&[&key.jwk])).await;
+    let key = TestKey::ec("ec-1");
+    let server = KeyServer::start(jwks(&[&key])).await;
     let body = format!(
         "{}\n[cache]\nmax_entries = 3\n",
         provider_toml(ISSUER, AUDIENCE, &server, "")

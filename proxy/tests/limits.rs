@@ -352,6 +352,29 @@ async fn http2_idle_connection_gets_goaway() {
     assert_eq!(response.status(), 200);
 }
 
+#[tokio::test]
+async fn http2_idle_close_without_ping_ack() {
+    let (_app, sidecar, _dir) = start("idle_timeout_secs = 1").await;
+
+    // One request on a raw HTTP/2 connection whose client acknowledges SETTINGS but never a
+    // PING, so the graceful shutdown after the idle timeout cannot finish on its own. The
+    // sidecar must still close the connection.
+    let mut stubborn = TcpStream::connect(sidecar.inbound_addr()).await.unwrap();
+    let mut bytes = PREFACE.to_vec();
+    bytes.extend(frame(SETTINGS, 0, 0, &[]));
+    // END_STREAM | END_HEADERS
+    bytes.extend(frame(HEADERS, 0x5, 1, &get_header_block()));
+    stubborn.write_all(&bytes).await.unwrap();
+    let frames = tokio::time::timeout(WAIT_LIMIT, read_frames_until_closed(&mut stubborn, false))
+        .await
+        .expect("the connection that never acknowledged a PING stayed open");
+
+    let kinds: Vec<u8> = frames.iter().map(|(kind, _)| *kind).collect();
+    assert!(kinds.contains(&HEADERS), "no response: {kinds:?}");
+    assert!(kinds.contains(&GOAWAY), "no GOAWAY: {kinds:?}");
+    assert!(kinds.contains(&PING), "no PING with the GOAWAY: {kinds:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // HTTP/2 frames written by hand (RFC 9113), because a client library would not send a
 // rapid reset burst on purpose.
@@ -413,6 +436,15 @@ async fn read_frames(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
 /// PINGs as a client library would, and returns `(type, payload)` pairs. A graceful HTTP/2
 /// shutdown waits for the acknowledgement of a PING before it closes.
 async fn read_frames_answering_pings(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+    read_frames_until_closed(stream, true).await
+}
+
+/// Reads frames until the server closes the connection, acknowledging its SETTINGS, and its
+/// PINGs when `answer_pings` is set, and returns `(type, payload)` pairs.
+async fn read_frames_until_closed(
+    stream: &mut TcpStream,
+    answer_pings: bool,
+) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
     loop {
         let mut header = [0u8; 9];
@@ -431,7 +463,7 @@ async fn read_frames_answering_pings(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>
         // The server may close right after, and a failed write shows up as the end of frames.
         if kind == SETTINGS && !is_ack {
             let _ = stream.write_all(&frame(SETTINGS, ACK, 0, &[])).await;
-        } else if kind == PING && !is_ack {
+        } else if kind == PING && !is_ack && answer_pings {
             let _ = stream.write_all(&frame(PING, ACK, 0, &payload)).await;
         }
         frames.push((kind, payload));

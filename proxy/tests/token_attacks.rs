@@ -10,9 +10,10 @@ use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use common::signing::{algorithm_name, b64, jwk_set, jwks, sign_hmac, TestKey};
 use common::tokens::{
-    algorithm_name, assemble, assert_invalid_token, b64, claims, claims_with, config_toml, hex,
-    jwks, provider_toml, sign_hmac, start, unb64, Key, KeyServer, AUDIENCE, ISSUER,
+    assemble, assert_invalid_token, claims, claims_with, config_toml, hex, provider_toml, start,
+    unb64, KeyServer, SignDefaultClaims, AUDIENCE, ISSUER,
 };
 use common::{get, now, App, Reply};
 use portcullis::RunningSidecar;
@@ -35,7 +36,7 @@ impl Fixture {
     /// `body_extra` appended to the configuration.
     async fn start(keys: &[&Value], provider_extra: &str, body_extra: &str) -> Fixture {
         let app = App::start().await;
-        let server = KeyServer::start(jwks(keys)).await;
+        let server = KeyServer::start(jwk_set(keys)).await;
         let dir = tempfile::tempdir().expect("temporary folder");
         let body = format!(
             "{}\n{body_extra}",
@@ -98,9 +99,9 @@ fn with_signature(token: &str, signature: &[u8]) -> String {
 
 #[tokio::test]
 async fn algorithm_confusion_rejected() {
-    let rsa = Key::rsa("rsa-1", 0);
-    let ec = Key::ec("ec-1");
-    let ed = Key::ed25519("ed-1");
+    let rsa = TestKey::rsa("rsa-1", 0);
+    let ec = TestKey::ec("ec-1");
+    let ed = TestKey::ed25519("ed-1");
     let fx = Fixture::start(&[&rsa.jwk, &ec.jwk, &ed.jwk], "", "").await;
     for key in [&rsa, &ec, &ed] {
         fx.assert_accepted(&key.token(), &key.kid).await;
@@ -175,7 +176,7 @@ async fn algorithm_confusion_rejected() {
 
 #[tokio::test]
 async fn ps256_only_where_configured() {
-    let rsa = Key::rsa("rsa-1", 0);
+    let rsa = TestKey::rsa("rsa-1", 0);
     // Without `alg` in the JWK, the provider's `algorithms` alone decide.
     let unpinned = rsa.unpinned_jwk();
     let rs256_only = Fixture::start(&[&unpinned], "algorithms = [\"RS256\"]", "").await;
@@ -199,9 +200,9 @@ async fn ps256_only_where_configured() {
 
 #[tokio::test]
 async fn signature_bytes_rejected() {
-    let rsa = Key::rsa("rsa-1", 0);
-    let ec = Key::ec("ec-1");
-    let ed = Key::ed25519("ed-1");
+    let rsa = TestKey::rsa("rsa-1", 0);
+    let ec = TestKey::ec("ec-1");
+    let ed = TestKey::ed25519("ed-1");
     let fx = Fixture::start(&[&rsa.jwk, &ec.jwk, &ed.jwk], "", "").await;
     let ec_token = ec.token();
     let ed_token = ed.token();
@@ -322,7 +323,7 @@ async fn signature_bytes_rejected() {
         ),
         case(
             "signature by another EC key",
-            with_signature(&ec_token, &unb64(&segments(&Key::ec("ec-1").token()).2)),
+            with_signature(&ec_token, &unb64(&segments(&TestKey::ec("ec-1").token()).2)),
         ),
     ]);
 
@@ -331,7 +332,7 @@ async fn signature_bytes_rejected() {
 
 #[tokio::test]
 async fn encoding_variants_rejected() {
-    let ec = Key::ec("ec-1");
+    let ec = TestKey::ec("ec-1");
     let fx = Fixture::start(
         &[&ec.jwk],
         "",
@@ -472,15 +473,15 @@ async fn encoding_variants_rejected() {
 
 #[tokio::test]
 async fn key_selection_uses_only_the_jwks() {
-    let rsa = Key::rsa("rsa-1", 0);
-    let ec = Key::ec("ec-1");
-    let ed = Key::ed25519("ed-1");
+    let rsa = TestKey::rsa("rsa-1", 0);
+    let ec = TestKey::ec("ec-1");
+    let ed = TestKey::ed25519("ed-1");
     let fx = Fixture::start(&[&rsa.jwk, &ec.jwk, &ed.jwk], "", "").await;
     fx.assert_accepted(&ec.token(), "valid").await;
     let initial_fetches = fx.server.hits("/jwks.json");
-    let attacker = Key::ec("attacker");
+    let attacker = TestKey::ec("attacker");
     // The trap serves the attacker's key, so a sidecar that followed `jku` would accept.
-    let trap = KeyServer::start(jwks(&[&attacker.jwk])).await;
+    let trap = KeyServer::start(jwks(&[&attacker])).await;
     let payload = claims().to_string();
 
     let certificate = {
@@ -565,7 +566,7 @@ async fn key_selection_uses_only_the_jwks() {
 
 #[tokio::test]
 async fn audience_shapes_checked() {
-    let ec = Key::ec("ec-1");
+    let ec = TestKey::ec("ec-1");
     let fx = Fixture::start(&[&ec.jwk], "", "").await;
     for aud in [
         json!("orders"),
@@ -606,7 +607,7 @@ async fn audience_shapes_checked() {
 
 #[tokio::test]
 async fn time_claims_checked() {
-    let ec = Key::ec("ec-1");
+    let ec = TestKey::ec("ec-1");
     // The default leeway of 60 seconds applies.
     let fx = Fixture::start(&[&ec.jwk], "", "").await;
     let now = now();
@@ -649,7 +650,7 @@ async fn time_claims_checked() {
 
 #[tokio::test]
 async fn max_token_lifetime_enforced() {
-    let ec = Key::ec("ec-1");
+    let ec = TestKey::ec("ec-1");
     let fx = Fixture::start(&[&ec.jwk], "max_token_lifetime_secs = 600", "").await;
     let now = now();
     let issued = now - 10;
@@ -675,7 +676,7 @@ async fn max_token_lifetime_enforced() {
 
 #[tokio::test]
 async fn issuer_must_match_exactly() {
-    let ec = Key::ec("ec-1");
+    let ec = TestKey::ec("ec-1");
     let fx = Fixture::start(&[&ec.jwk], "", "").await;
     fx.assert_accepted(&ec.token(), "valid").await;
     let fetches = fx.server.total_hits();
@@ -713,10 +714,10 @@ async fn issuer_must_match_exactly() {
 async fn providers_keep_their_own_keys_and_audiences() {
     let app = App::start().await;
     let dir = tempfile::tempdir().expect("temporary folder");
-    let key_a = Key::ec("a-1");
-    let key_b = Key::ed25519("b-1");
-    let server_a = KeyServer::start(jwks(&[&key_a.jwk])).await;
-    let server_b = KeyServer::start(jwks(&[&key_b.jwk])).await;
+    let key_a = TestKey::ec("a-1");
+    let key_b = TestKey::ed25519("b-1");
+    let server_a = KeyServer::start(jwks(&[&key_a])).await;
+    let server_b = KeyServer::start(jwks(&[&key_b])).await;
     const ISSUER_B: &str = "https://other-sts.test";
     let body = format!(
         "{}\n{}",

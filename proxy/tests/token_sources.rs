@@ -13,9 +13,10 @@ use http_body_util::Full;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use common::signing::{jwks, TestKey};
 use common::tokens::{
     assert_invalid_token, assert_rejection, claims, claims_with, config_toml, config_toml_with,
-    jwks, provider_toml, start, Key, KeyServer, AUDIENCE, ISSUER,
+    provider_toml, start, KeyServer, SignDefaultClaims, AUDIENCE, ISSUER,
 };
 use common::{metrics_text, raw_request, send, App, Reply};
 use portcullis::RunningSidecar;
@@ -24,7 +25,7 @@ use portcullis::RunningSidecar;
 struct Fixture {
     app: App,
     sidecar: RunningSidecar,
-    key: Key,
+    key: TestKey,
     _server: KeyServer,
     _dir: TempDir,
 }
@@ -34,8 +35,8 @@ impl Fixture {
     /// in `[inbound]` and `body_extra` appended (routes, token sources, claim headers).
     async fn start(provider_extra: &str, inbound_extra: &str, body_extra: &str) -> Fixture {
         let app = App::start().await;
-        let key = Key::ec("ec-1");
-        let server = KeyServer::start(jwks(&[&key.jwk])).await;
+        let key = TestKey::ec("ec-1");
+        let server = KeyServer::start(jwks(&[&key])).await;
         let dir = tempfile::tempdir().expect("temporary folder");
         let body = format!(
             "{}\n{body_extra}",
@@ -269,7 +270,7 @@ async fn configured_sources_carry_the_token() {
 fn tampered_token(token: &str) -> String {
     let (header, rest) = token.split_once('.').expect("compact JWS");
     let (_, signature) = rest.split_once('.').expect("compact JWS");
-    let payload = common::tokens::b64(claims_with(json!({ "sub": "admin" })).to_string());
+    let payload = common::signing::b64(claims_with(json!({ "sub": "admin" })).to_string());
     format!("{header}.{payload}.{signature}")
 }
 
@@ -383,8 +384,8 @@ async fn tokens_never_logged_or_counted() {
 #[tokio::test]
 async fn query_token_not_logged_when_app_fails() {
     let logs = captured_logs();
-    let key = Key::ec("ec-1");
-    let server = KeyServer::start(jwks(&[&key.jwk])).await;
+    let key = TestKey::ec("ec-1");
+    let server = KeyServer::start(jwks(&[&key])).await;
     let dir = tempfile::tempdir().expect("temporary folder");
     // Nothing listens on the app's port, so forwarding fails and is logged with its error.
     let closed: std::net::SocketAddr = ([127, 0, 0, 1], common::free_port().await).into();
@@ -656,8 +657,8 @@ async fn required_typ_enforced() {
 #[tokio::test]
 async fn typ_ignored_unless_required() {
     let app = App::start().await;
-    let key = Key::ec("ec-1");
-    let server = KeyServer::start(jwks(&[&key.jwk])).await;
+    let key = TestKey::ec("ec-1");
+    let server = KeyServer::start(jwks(&[&key])).await;
     let dir = tempfile::tempdir().expect("temporary folder");
     let toml = config_toml(app.addr, &provider_toml(ISSUER, AUDIENCE, &server, ""));
     let sidecar = start(dir.path(), &toml).await;

@@ -1,163 +1,34 @@
 //! Test support shared by the auth modules: real signing keys, tokens, and an in-process JWKS
 //! server on 127.0.0.1 that counts requests and can fail, stall or swap its key set.
+//! [`signing`] contains the keys and signing, which the integration tests compile too.
+
+mod signing;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::{JwksSource, ProviderConfig};
 
+pub use signing::{jwks, TestKey};
+
 pub const ISSUER: &str = "https://sts.test";
 pub const AUDIENCE: &str = "orders";
 /// The fixed "now" of tests that control the verifier's clock: 2027-01-15T08:00:00Z.
 pub const NOW: i64 = 1_800_000_000;
-
-/// A private signing key with the public JWK that matches it.
-#[derive(Clone)]
-pub struct TestKey {
-    pub kid: String,
-    pub algorithm: Algorithm,
-    pub encoding: EncodingKey,
-    /// The public JWK, with `kid`, `use` and `alg` set.
-    pub jwk: Value,
-}
-
-/// RSA key generation takes a noticeable time, so tests share a few keys.
-fn rsa_private_key(slot: usize) -> &'static rsa::RsaPrivateKey {
-    static KEYS: [OnceLock<rsa::RsaPrivateKey>; 3] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    KEYS[slot].get_or_init(|| {
-        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation")
-    })
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-impl TestKey {
-    /// Creates an RS256 key from one of the shared RSA keys, chosen by `slot` (0 to 2).
-    pub fn rsa(kid: &str, slot: usize) -> TestKey {
-        use rsa::pkcs1::EncodeRsaPrivateKey;
-        use rsa::traits::PublicKeyParts;
-
-        let private = rsa_private_key(slot);
-        let pem = private
-            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-            .expect("PKCS#1 encoding");
-        TestKey {
-            kid: kid.to_owned(),
-            algorithm: Algorithm::RS256,
-            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA PEM"),
-            jwk: json!({
-                "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-                "n": b64(&private.n().to_bytes_be()),
-                "e": b64(&private.e().to_bytes_be()),
-            }),
-        }
-    }
-
-    /// Generates an ES256 key.
-    pub fn ec(kid: &str) -> TestKey {
-        use p256::elliptic_curve::sec1::ToEncodedPoint;
-        use p256::pkcs8::EncodePrivateKey;
-
-        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-        let pem = secret
-            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
-            .expect("PKCS#8 encoding");
-        let point = secret.public_key().to_encoded_point(false);
-        TestKey {
-            kid: kid.to_owned(),
-            algorithm: Algorithm::ES256,
-            encoding: EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC PEM"),
-            jwk: json!({
-                "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-                "x": b64(point.x().expect("uncompressed point")),
-                "y": b64(point.y().expect("uncompressed point")),
-            }),
-        }
-    }
-
-    /// Generates an ES384 key. rcgen provides P-384, which the p256 crate does not.
-    pub fn ec384(kid: &str) -> TestKey {
-        let key_pair =
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
-        // The raw public key is the uncompressed point: 0x04, then x and y of 48 bytes each.
-        let point = key_pair.public_key_raw();
-        TestKey {
-            kid: kid.to_owned(),
-            algorithm: Algorithm::ES384,
-            encoding: EncodingKey::from_ec_pem(key_pair.serialize_pem().as_bytes())
-                .expect("EC PEM"),
-            jwk: json!({
-                "kty": "EC", "crv": "P-384", "kid": kid, "use": "sig", "alg": "ES384",
-                "x": b64(&point[1..49]),
-                "y": b64(&point[49..97]),
-            }),
-        }
-    }
-
-    /// Generates an Ed25519 key.
-    pub fn ed25519(kid: &str) -> TestKey {
-        use ed25519_dalek::pkcs8::EncodePrivateKey;
-
-        let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let pem = signing
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .expect("PKCS#8 encoding");
-        TestKey {
-            kid: kid.to_owned(),
-            algorithm: Algorithm::EdDSA,
-            encoding: EncodingKey::from_ed_pem(pem.as_bytes()).expect("Ed25519 PEM"),
-            jwk: json!({
-                "kty": "OKP", "crv": "Ed25519", "kid": kid, "use": "sig", "alg": "EdDSA",
-                "x": b64(signing.verifying_key().as_bytes()),
-            }),
-        }
-    }
-
-    /// Signs `claims` with jsonwebtoken's encoder, with `typ: at+jwt` and this key's `kid`.
-    pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(self.algorithm);
-        header.typ = Some("at+jwt".to_owned());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
-    }
-
-    /// Signs raw header and payload JSON text as given, so tests can craft any header.
-    pub fn sign_raw(&self, header_json: &str, payload_json: &str) -> String {
-        let signing_input = format!(
-            "{}.{}",
-            b64(header_json.as_bytes()),
-            b64(payload_json.as_bytes())
-        );
-        let signature =
-            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &self.encoding, self.algorithm)
-                .expect("signing");
-        format!("{signing_input}.{signature}")
-    }
-}
-
-/// Builds a JWKS document that contains the public JWKs of `keys`.
-pub fn jwks(keys: &[&TestKey]) -> Value {
-    json!({ "keys": keys.iter().map(|key| key.jwk.clone()).collect::<Vec<_>>() })
-}
 
 /// RFC 9068 claims from [`ISSUER`] for [`AUDIENCE`], valid from `now - 10` to `now + 3600`.
 pub fn claims_at(now: i64) -> Value {

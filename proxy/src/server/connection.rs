@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -22,7 +23,9 @@ use super::{ConnectionInfo, Handler, ListenerSettings};
 use crate::framing::{GuardState, HeadLimits, Http1Guard, Rejection};
 use crate::metrics::Metrics;
 
-/// Bound on writing a rejection and on closing, for a client that stops reading.
+/// Bound on writing a rejection and on closing, for a client that stops reading. It also
+/// bounds an HTTP/2 graceful shutdown once no request is in flight, for a client that never
+/// acknowledges the PING sent with the GOAWAY.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a rejection the client may still be sending the rest of its request. Reading and
 /// discarding it for a moment keeps the kernel from responding to those bytes with a reset,
@@ -199,21 +202,37 @@ impl<H: Handler> Listener<H> {
             .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
         let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service(context)));
 
+        // h2 finishes a graceful shutdown only after the client acknowledges the PING it
+        // sends with the GOAWAY, so a client that never does would keep the connection and
+        // its buffers forever. Once the shutdown has started, the connection is dropped when
+        // it has had no request in flight for CLOSE_TIMEOUT. The bound counts from the last
+        // request rather than from the GOAWAY, so a request that raced the GOAWAY is not cut.
+        // During a drain, the drain deadline still cuts such a request.
+        let mut unacknowledged = pin!(wait_no_requests(in_flight_rx.clone(), None, CLOSE_TIMEOUT));
         let idle = pin!(wait_idle(in_flight_rx, None, limits.idle_timeout));
         let drain = pin!(wait_drain(self.drain.clone()));
+        let mut shutting_down = false;
         let result = drive(idle, drain, |cx, shut_down| {
             if shut_down {
                 // Sends GOAWAY and lets the open streams finish.
-                // NOTE: h2 closes only after the client acknowledges a PING sent with the
-                // GOAWAY. A client that never does keeps an idle connection open until it
-                // closes it or the listener drains.
                 connection.as_mut().graceful_shutdown();
+                shutting_down = true;
             }
-            connection.as_mut().poll(cx)
+            if shutting_down && unacknowledged.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            connection.as_mut().poll(cx).map(Some)
         })
         .await;
-        if let Err(err) = result {
-            tracing::debug!(error = %err, "HTTP/2 connection ended with an error");
+        match result {
+            Some(Ok(())) => {}
+            Some(Err(err)) => {
+                tracing::debug!(error = %err, "HTTP/2 connection ended with an error")
+            }
+            None => tracing::debug!(
+                timeout = ?CLOSE_TIMEOUT,
+                "HTTP/2 client did not finish the graceful shutdown; closing"
+            ),
         }
     }
 }
@@ -249,19 +268,29 @@ async fn wait_drain(mut drain: watch::Receiver<bool>) {
 /// Completes once the connection has had no request in flight and no request head in
 /// progress for `idle_timeout`.
 async fn wait_idle(
-    mut in_flight: watch::Receiver<usize>,
+    in_flight: watch::Receiver<usize>,
     guard: Option<Arc<GuardState>>,
     idle_timeout: Duration,
+) {
+    wait_no_requests(in_flight, guard, idle_timeout).await;
+    tracing::debug!(timeout = ?idle_timeout, "connection idle; closing");
+}
+
+/// Completes once the connection has had no request in flight and no request head in
+/// progress for `quiet`, counted from the first poll.
+async fn wait_no_requests(
+    mut in_flight: watch::Receiver<usize>,
+    guard: Option<Arc<GuardState>>,
+    quiet: Duration,
 ) {
     loop {
         if in_flight.wait_for(|count| *count == 0).await.is_err() {
             return std::future::pending().await;
         }
         tokio::select! {
-            () = tokio::time::sleep(idle_timeout) => {
+            () = tokio::time::sleep(quiet) => {
                 let head_in_progress = guard.as_ref().is_some_and(|guard| guard.head_in_progress());
                 if !head_in_progress && *in_flight.borrow() == 0 {
-                    tracing::debug!(timeout = ?idle_timeout, "connection idle; closing");
                     return;
                 }
             }

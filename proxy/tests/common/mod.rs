@@ -5,6 +5,10 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 pub mod raw;
+/// Key material and signing, the same source the library's unit tests compile as part of
+/// `keys::testing`.
+#[path = "../../src/keys/testing/signing.rs"]
+pub mod signing;
 pub mod tokens;
 
 use std::convert::Infallible;
@@ -13,8 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
@@ -23,10 +25,6 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use jsonwebtoken::{EncodingKey, Header};
-use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
-use rsa::RsaPrivateKey;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,6 +32,8 @@ use tokio::sync::Semaphore;
 
 use portcullis::config::Config;
 use portcullis::RunningSidecar;
+
+use signing::{jwks, TestKey};
 
 pub const ISSUER: &str = "https://sts.test";
 pub const KID: &str = "test-key-1";
@@ -46,33 +46,18 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// An RSA key that signs test tokens, with the JWKS that publishes its public half.
 pub struct Signer {
-    encoding_key: EncodingKey,
+    key: TestKey,
     pub jwks: String,
 }
 
-/// Returns the signer, creating one 2048-bit key per test binary because generating it is
-/// the slowest step of the fixtures.
+/// Returns the signer. Its key is the third shared RSA key of [`TestKey::rsa`], so tests
+/// that also create keys from the first two get distinct keys.
 pub fn signer() -> &'static Signer {
     static SIGNER: OnceLock<Signer> = OnceLock::new();
     SIGNER.get_or_init(|| {
-        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
-        let pem = key
-            .to_pkcs1_pem(LineEnding::LF)
-            .expect("PKCS#1 PEM encoding");
-        let jwks = json!({
-            "keys": [{
-                "kty": "RSA",
-                "use": "sig",
-                "alg": "RS256",
-                "kid": KID,
-                "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
-                "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
-            }]
-        });
-        Signer {
-            encoding_key: EncodingKey::from_rsa_pem(pem.as_bytes()).expect("valid RSA PEM"),
-            jwks: jwks.to_string(),
-        }
+        let key = TestKey::rsa(KID, 2);
+        let jwks = jwks(&[&key]).to_string();
+        Signer { key, jwks }
     })
 }
 
@@ -102,10 +87,7 @@ pub fn claims() -> Value {
 impl Signer {
     /// Signs `claims` with RS256, `typ: at+jwt` and the test `kid`.
     pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(KID.into());
-        jsonwebtoken::encode(&header, claims, &self.encoding_key).expect("token signing")
+        self.key.sign(claims)
     }
 
     /// Signs a valid token with the default claims.

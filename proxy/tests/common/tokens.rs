@@ -1,13 +1,13 @@
-//! Fixtures for the token tests: signing keys of every family with their public encodings,
-//! raw token assembly, a JWKS server that counts every request it receives, and sidecar
-//! configurations with one or more providers. Everything listens on 127.0.0.1.
+//! Fixtures for the token tests: default claims, raw token assembly, a JWKS server that
+//! counts every request it receives, and sidecar configurations with one or more providers.
+//! Everything listens on 127.0.0.1. The signing keys come from [`super::signing`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,24 +18,19 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use portcullis::config::Config;
 use portcullis::RunningSidecar;
 
+use super::signing::{b64, TestKey};
 use super::{now, wait_ready, Reply, WAIT_LIMIT};
 
 /// The issuer of the default provider.
 pub const ISSUER: &str = "https://sts.test";
 /// The audience of the default provider.
 pub const AUDIENCE: &str = "orders";
-
-/// Encodes bytes as unpadded base64url, the encoding of every JWS segment.
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// Decodes a base64url segment, for tests that rework a signature.
 pub fn unb64(text: &str) -> Vec<u8> {
@@ -90,232 +85,15 @@ pub fn claims_with(changes: Value) -> Value {
     claims
 }
 
-// ---------------------------------------------------------------------------------------
-// Keys
-
-/// A private signing key, its public JWK, and its public key in the encodings an attacker
-/// could try as an HMAC secret.
-#[derive(Clone)]
-pub struct Key {
-    pub kid: String,
-    pub algorithm: Algorithm,
-    encoding: EncodingKey,
-    /// The public JWK with `kid`, `use` and `alg`.
-    pub jwk: Value,
-    /// The public key as (name of the encoding, bytes).
-    pub public_encodings: Vec<(&'static str, Vec<u8>)>,
+/// Signs a token with the default claims of [`claims`].
+pub trait SignDefaultClaims {
+    fn token(&self) -> String;
 }
 
-/// RSA key generation is slow, so each test binary generates at most two keys.
-fn rsa_private_key(slot: usize) -> &'static rsa::RsaPrivateKey {
-    static KEYS: [OnceLock<rsa::RsaPrivateKey>; 2] = [OnceLock::new(), OnceLock::new()];
-    KEYS[slot].get_or_init(|| {
-        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation")
-    })
-}
-
-impl Key {
-    /// Creates an RS256 key from one of two shared RSA keys (`slot` 0 or 1).
-    pub fn rsa(kid: &str, slot: usize) -> Key {
-        use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
-        use rsa::pkcs8::EncodePublicKey;
-        use rsa::traits::PublicKeyParts;
-
-        let private = rsa_private_key(slot);
-        let public = private.to_public_key();
-        let pem = private
-            .to_pkcs1_pem(LineEnding::LF)
-            .expect("PKCS#1 encoding");
-        let jwk = json!({
-            "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-            "n": b64(private.n().to_bytes_be()),
-            "e": b64(private.e().to_bytes_be()),
-        });
-        let public_encodings = vec![
-            (
-                "SPKI PEM",
-                public
-                    .to_public_key_pem(LineEnding::LF)
-                    .expect("SPKI PEM")
-                    .into_bytes(),
-            ),
-            (
-                "PKCS#1 PEM",
-                public
-                    .to_pkcs1_pem(LineEnding::LF)
-                    .expect("PKCS#1 PEM")
-                    .into_bytes(),
-            ),
-            (
-                "SPKI DER",
-                public.to_public_key_der().expect("SPKI DER").into_vec(),
-            ),
-            (
-                "PKCS#1 DER",
-                public.to_pkcs1_der().expect("PKCS#1 DER").into_vec(),
-            ),
-            ("JWK JSON", jwk.to_string().into_bytes()),
-            ("modulus", private.n().to_bytes_be()),
-        ];
-        Key {
-            kid: kid.to_owned(),
-            algorithm: Algorithm::RS256,
-            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA PEM"),
-            jwk,
-            public_encodings,
-        }
-    }
-
-    /// Generates an ES256 key.
-    pub fn ec(kid: &str) -> Key {
-        use p256::elliptic_curve::sec1::ToEncodedPoint;
-        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-
-        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-        let public = secret.public_key();
-        let pem = secret
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("PKCS#8 encoding");
-        let point = public.to_encoded_point(false);
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-            "x": b64(point.x().expect("uncompressed point")),
-            "y": b64(point.y().expect("uncompressed point")),
-        });
-        let public_encodings = vec![
-            (
-                "SPKI PEM",
-                public
-                    .to_public_key_pem(LineEnding::LF)
-                    .expect("SPKI PEM")
-                    .into_bytes(),
-            ),
-            (
-                "SPKI DER",
-                public.to_public_key_der().expect("SPKI DER").into_vec(),
-            ),
-            ("SEC1 point", point.as_bytes().to_vec()),
-            ("JWK JSON", jwk.to_string().into_bytes()),
-        ];
-        Key {
-            kid: kid.to_owned(),
-            algorithm: Algorithm::ES256,
-            encoding: EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC PEM"),
-            jwk,
-            public_encodings,
-        }
-    }
-
-    /// Generates an Ed25519 key.
-    pub fn ed25519(kid: &str) -> Key {
-        use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-        use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
-
-        let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let verifying = signing.verifying_key();
-        let pem = signing
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("PKCS#8 encoding");
-        let jwk = json!({
-            "kty": "OKP", "crv": "Ed25519", "kid": kid, "use": "sig", "alg": "EdDSA",
-            "x": b64(verifying.as_bytes()),
-        });
-        let public_encodings = vec![
-            (
-                "SPKI PEM",
-                verifying
-                    .to_public_key_pem(LineEnding::LF)
-                    .expect("SPKI PEM")
-                    .into_bytes(),
-            ),
-            ("raw", verifying.as_bytes().to_vec()),
-            ("JWK JSON", jwk.to_string().into_bytes()),
-        ];
-        Key {
-            kid: kid.to_owned(),
-            algorithm: Algorithm::EdDSA,
-            encoding: EncodingKey::from_ed_pem(pem.as_bytes()).expect("Ed25519 PEM"),
-            jwk,
-            public_encodings,
-        }
-    }
-
-    /// Returns this key's JWK without `alg`, so the provider's `algorithms` alone decide
-    /// which algorithms it verifies.
-    pub fn unpinned_jwk(&self) -> Value {
-        let mut jwk = self.jwk.clone();
-        jwk.as_object_mut().expect("JWK is an object").remove("alg");
-        jwk
-    }
-
-    /// Returns the header the STS writes: this key's algorithm, `typ: at+jwt` and its `kid`.
-    pub fn header(&self) -> Value {
-        json!({ "alg": algorithm_name(self.algorithm), "typ": "at+jwt", "kid": self.kid })
-    }
-
-    /// Signs `claims` under [`Key::header`].
-    pub fn sign(&self, claims: &Value) -> String {
-        self.sign_raw(&self.header().to_string(), &claims.to_string())
-    }
-
-    /// Signs a valid token with the default claims.
-    pub fn token(&self) -> String {
+impl SignDefaultClaims for TestKey {
+    fn token(&self) -> String {
         self.sign(&claims())
     }
-
-    /// Signs header and payload text exactly as given, with this key's algorithm.
-    pub fn sign_raw(&self, header_json: &str, payload_json: &str) -> String {
-        self.sign_raw_with(self.algorithm, header_json, payload_json)
-    }
-
-    /// Signs header and payload text with `algorithm`, which must fit this key.
-    pub fn sign_raw_with(
-        &self,
-        algorithm: Algorithm,
-        header_json: &str,
-        payload_json: &str,
-    ) -> String {
-        let input = format!("{}.{}", b64(header_json), b64(payload_json));
-        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, algorithm)
-            .expect("signing");
-        format!("{input}.{signature}")
-    }
-}
-
-/// Signs header and payload text with an HMAC algorithm keyed by `secret`.
-pub fn sign_hmac(
-    algorithm: Algorithm,
-    secret: &[u8],
-    header_json: &str,
-    payload_json: &str,
-) -> String {
-    let input = format!("{}.{}", b64(header_json), b64(payload_json));
-    let key = EncodingKey::from_secret(secret);
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, algorithm).expect("HMAC");
-    format!("{input}.{signature}")
-}
-
-/// Returns the JWS name of `algorithm`, such as `RS256`.
-pub fn algorithm_name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::EdDSA => "EdDSA",
-    }
-}
-
-/// Builds a JWKS document from JWKs.
-pub fn jwks(keys: &[&Value]) -> Value {
-    json!({ "keys": keys })
 }
 
 // ---------------------------------------------------------------------------------------

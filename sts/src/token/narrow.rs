@@ -4,6 +4,29 @@
 use super::error::{ErrorCode, OAuthError};
 use crate::config::is_scope_token;
 
+/// A narrowed request parameter, `scope` or `audience`, with the rules that differ between them.
+struct Parameter {
+    /// Name of the request parameter, and of one of its values in error messages.
+    name: &'static str,
+    /// Error code for a value that is blank, malformed or not allowed.
+    code: ErrorCode,
+    /// Syntax check for one value, or `None` when any value without spaces is well formed.
+    is_well_formed: Option<fn(&str) -> bool>,
+}
+
+const SCOPE: Parameter = Parameter {
+    name: "scope",
+    code: ErrorCode::InvalidScope,
+    is_well_formed: Some(is_scope_token),
+};
+
+/// RFC 8707 section 2 names `invalid_target` for an audience the client may not request.
+const AUDIENCE: Parameter = Parameter {
+    name: "audience",
+    code: ErrorCode::InvalidTarget,
+    is_well_formed: None,
+};
+
 /// Resolves the `scope` parameter against `allowed`. No parameter grants all of `allowed`;
 /// otherwise the result keeps the order of `allowed`, without duplicates.
 ///
@@ -14,37 +37,7 @@ pub(crate) fn narrow_scopes(
     requested: Option<&str>,
     allowed: &[String],
 ) -> Result<Vec<String>, OAuthError> {
-    let Some(requested) = requested else {
-        return Ok(allowed.to_vec());
-    };
-    let requested: Vec<&str> = requested
-        .split(' ')
-        .filter(|scope| !scope.is_empty())
-        .collect();
-    if requested.is_empty() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidScope,
-            "the scope parameter contains only spaces; omit it to request every allowed scope",
-        ));
-    }
-    for scope in &requested {
-        if !is_scope_token(scope) {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidScope,
-                format!("scope {scope:?} is malformed; separate scopes with single spaces"),
-            ));
-        }
-        if !allowed.iter().any(|allowed| allowed == scope) {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidScope,
-                format!(
-                    "scope {scope:?} is not allowed; request a subset of: {}",
-                    allowed.join(" ")
-                ),
-            ));
-        }
-    }
-    Ok(subset_in_order(allowed, &requested))
+    narrow(&SCOPE, requested, allowed)
 }
 
 /// Resolves the space-separated `audience` parameter against `allowed`, as
@@ -57,30 +50,48 @@ pub(crate) fn narrow_audiences(
     requested: Option<&str>,
     allowed: &[String],
 ) -> Result<Vec<String>, OAuthError> {
+    narrow(&AUDIENCE, requested, allowed)
+}
+
+/// Resolves the space-separated value of `parameter` against `allowed`, returning the
+/// requested subset in the order of `allowed`.
+fn narrow(
+    parameter: &Parameter,
+    requested: Option<&str>,
+    allowed: &[String],
+) -> Result<Vec<String>, OAuthError> {
     let Some(requested) = requested else {
         return Ok(allowed.to_vec());
     };
+    let name = parameter.name;
     let requested: Vec<&str> = requested
         .split(' ')
-        .filter(|audience| !audience.is_empty())
+        .filter(|value| !value.is_empty())
         .collect();
     if requested.is_empty() {
         return Err(OAuthError::new(
-            ErrorCode::InvalidTarget,
-            "the audience parameter contains only spaces; omit it to request every allowed audience",
-        ));
-    }
-    if let Some(audience) = requested
-        .iter()
-        .find(|audience| !allowed.iter().any(|allowed| allowed == *audience))
-    {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidTarget,
+            parameter.code,
             format!(
-                "audience {audience:?} is not allowed; request a subset of: {}",
-                allowed.join(" ")
+                "the {name} parameter contains only spaces; omit it to request every allowed {name}"
             ),
         ));
+    }
+    for value in &requested {
+        if parameter.is_well_formed.is_some_and(|check| !check(value)) {
+            return Err(OAuthError::new(
+                parameter.code,
+                format!("{name} {value:?} is malformed; separate {name}s with single spaces"),
+            ));
+        }
+        if !allowed.iter().any(|allowed| allowed == value) {
+            return Err(OAuthError::new(
+                parameter.code,
+                format!(
+                    "{name} {value:?} is not allowed; request a subset of: {}",
+                    allowed.join(" ")
+                ),
+            ));
+        }
     }
     Ok(subset_in_order(allowed, &requested))
 }
@@ -143,5 +154,18 @@ mod tests {
 
         let error = narrow_audiences(Some("payments"), &audiences).unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidTarget);
+        assert!(
+            error.description.contains("\"payments\""),
+            "{}",
+            error.description
+        );
+
+        let blank = narrow_audiences(Some("  "), &audiences).unwrap_err();
+        assert_eq!(blank.code, ErrorCode::InvalidTarget);
+        assert!(
+            blank.description.contains("audience parameter"),
+            "{}",
+            blank.description
+        );
     }
 }
