@@ -50,10 +50,22 @@ pub fn set_identity_headers(
     token: &VerifiedToken,
     claim_headers: &[ClaimHeader],
 ) {
-    set_or_remove(headers, SUBJECT_HEADER, token.subject.as_deref());
-    set_or_remove(headers, SCOPE_HEADER, Some(&token.scopes.join(" ")));
-    set_or_remove(headers, CLIENT_ID_HEADER, token.client_id.as_deref());
-    set_or_remove(headers, ISSUER_HEADER, Some(&token.issuer));
+    let standard = token.identity_headers.get_or_init(|| {
+        let render = |text: Option<&str>| text.map(encode_header_value);
+        vec![
+            (SUBJECT_HEADER, render(token.subject.as_deref())),
+            (SCOPE_HEADER, render(Some(&token.scopes.join(" ")))),
+            (CLIENT_ID_HEADER, render(token.client_id.as_deref())),
+            (ISSUER_HEADER, render(Some(&token.issuer))),
+        ]
+    });
+    for (name, value) in standard {
+        match value {
+            // A `HeaderValue` clone shares the bytes: no copy per request.
+            Some(value) => headers.insert(name.clone(), value.clone()),
+            None => headers.remove(name),
+        };
+    }
     for claim_header in claim_headers {
         let text = token.claims.get(&claim_header.claim).and_then(claim_text);
         set_or_remove(headers, claim_header.header.clone(), text.as_deref());

@@ -12,8 +12,10 @@ mod json;
 mod token;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{HeaderName, HeaderValue};
 
 use crate::config::{normalize_typ, CacheConfig, ProviderConfig};
 use crate::keys::{KeyLookupError, KeyStore, ProviderId, VerificationKey};
@@ -36,6 +38,10 @@ pub struct VerifiedToken {
     pub claims: serde_json::Map<String, serde_json::Value>,
     /// The `exp` claim, in seconds since the Unix epoch (0 for a negative `exp`).
     pub expires_at: u64,
+    /// The standard identity headers for this token, rendered by [`crate::identity`] on first
+    /// use. The cache hands the same `VerifiedToken` to every request with the token, so the
+    /// values are built once per token rather than once per request.
+    pub identity_headers: OnceLock<Vec<(HeaderName, Option<HeaderValue>)>>,
 }
 
 /// The current time in whole seconds since the Unix epoch.

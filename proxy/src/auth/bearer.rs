@@ -146,7 +146,12 @@ fn header_token(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, CredentialP
         return Err(CredentialProblem::MultipleAuthorizationHeaders);
     }
 
-    let text = String::from_utf8_lossy(value.as_bytes());
+    // Header values are almost always ASCII, which `from_utf8` checks quickly and without a
+    // copy; only other bytes pay for the lossy conversion.
+    let text = match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()),
+    };
     let (scheme, token) = match text.split_once(' ') {
         Some((scheme, token)) => (scheme, token),
         None => (text.as_ref(), ""),

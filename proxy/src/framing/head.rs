@@ -2,7 +2,7 @@
 //! framing they declare. It checks each line once as bytes arrive, so a head sent one byte
 //! at a time costs linear time.
 
-use super::{is_field_value_byte, is_tchar, quote, HeadLimits, Rejection, RejectionReason};
+use super::{all_field_value_bytes, all_tchar, quote, HeadLimits, Rejection, RejectionReason};
 
 /// Body framing declared by a message head (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +106,7 @@ impl HeadParser {
     pub fn feed(&mut self, head: &[u8]) -> HeadParse {
         loop {
             let rest = &head[self.line_start..];
-            let Some(newline) = rest.iter().position(|&byte| byte == b'\n') else {
+            let Some(newline) = memchr::memchr(b'\n', rest) else {
                 return match self.check_limits(rest, head.len()) {
                     Some(rejection) => HeadParse::Rejected(rejection),
                     None => HeadParse::Incomplete,
@@ -129,7 +129,7 @@ impl HeadParser {
                 ));
             }
             let line = &rest[..newline - 1];
-            if line.contains(&b'\r') {
+            if memchr::memchr(b'\r', line).is_some() {
                 return HeadParse::Rejected(Rejection::new(
                     RejectionReason::LineEnding,
                     format!("the {} head contains a bare CR", self.kind.noun()),
@@ -186,7 +186,7 @@ impl HeadParser {
         let target = parts.next().unwrap_or_default();
         let version = parts.next();
 
-        if method.is_empty() || !method.iter().all(|&byte| is_tchar(byte)) {
+        if method.is_empty() || !all_tchar(method) {
             return Err(Rejection::new(
                 RejectionReason::StartLine,
                 format!("the request method {} is not a token", quote(method)),
@@ -261,7 +261,7 @@ impl HeadParser {
         }
         match reason {
             [] => {}
-            [b' ', text @ ..] if text.iter().all(|&byte| is_field_value_byte(byte)) => {}
+            [b' ', text @ ..] if all_field_value_bytes(text) => {}
             _ => return Err(invalid()),
         }
         self.status = Some(
@@ -375,14 +375,14 @@ pub(super) fn split_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Rejection>
             "a field line starts with whitespace (obs-fold line folding), which is not allowed",
         ));
     }
-    let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+    let Some(colon) = memchr::memchr(b':', line) else {
         return Err(Rejection::new(
             RejectionReason::FieldSyntax,
             format!("the field line {} has no colon", quote(line)),
         ));
     };
     let name = &line[..colon];
-    if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {
+    if name.is_empty() || !all_tchar(name) {
         return Err(Rejection::new(
             RejectionReason::FieldSyntax,
             format!(
@@ -392,7 +392,7 @@ pub(super) fn split_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Rejection>
         ));
     }
     let value = trim_ows(&line[colon + 1..]);
-    if !value.iter().all(|&byte| is_field_value_byte(byte)) {
+    if !all_field_value_bytes(value) {
         return Err(Rejection::new(
             RejectionReason::FieldSyntax,
             format!(

@@ -16,6 +16,7 @@ fn token(claims: Value) -> VerifiedToken {
         scopes: vec!["foo".into(), "bar".into()],
         claims,
         expires_at: 1_800_000_000,
+        identity_headers: Default::default(),
     }
 }
 

@@ -170,14 +170,21 @@ impl UpstreamClient {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let upstream = without_query(request.uri());
+        // Cloning a `Uri` only shares its bytes; the query is cut off only for an error.
+        let uri = request.uri().clone();
         let pending = match &self.pool {
             Pool::Plain(client) => client.request(request),
             Pool::Tls(client) => client.request(request),
         };
-        match tokio::time::timeout_at(deadline, pending).await {
-            Err(_elapsed) => Err(UpstreamError::Timeout { upstream, timeout }),
-            Ok(Err(err)) => match classify(&err) {
+        let failure = match tokio::time::timeout_at(deadline, pending).await {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(err)) => Some(err),
+            Err(_elapsed) => None,
+        };
+        let upstream = without_query(&uri);
+        match failure {
+            None => Err(UpstreamError::Timeout { upstream, timeout }),
+            Some(err) => match classify(&err) {
                 FailureKind::ConnectTimeout => Err(UpstreamError::ConnectTimeout {
                     upstream,
                     timeout: self.connect_timeout,
@@ -188,13 +195,10 @@ impl UpstreamClient {
                     message: error_chain(&err),
                 }),
             },
-            Ok(Ok(response)) => Ok(response),
         }
     }
 }
 
-/// Returns a copy of `request` to retry with, when it is idempotent (RFC 9110 section
-/// 9.2.2) and has no body.
 /// Returns `uri` without its query, for errors and logs, because a query may carry a bearer
 /// token (`token_sources.query_parameter`) or other secrets.
 fn without_query(uri: &Uri) -> Uri {
@@ -206,6 +210,8 @@ fn without_query(uri: &Uri) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
 }
 
+/// Returns a copy of `request` to retry with, when it is idempotent (RFC 9110 section
+/// 9.2.2) and has no body.
 fn replayable_copy(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
     if !request.method().is_idempotent() || !request.body().is_end_stream() {
         return None;

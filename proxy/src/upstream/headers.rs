@@ -30,17 +30,34 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes every hop-by-hop header: the fixed list above and every header named in a
 /// `Connection` value (all copies of each).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    remove_matching(headers, |name| HOP_BY_HOP.contains(name));
+}
+
+/// Removes every copy of every header whose name `doomed` selects. Most requests carry none
+/// of them, so one pass over the names present usually ends it, without a lookup per name
+/// on the list.
+fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    if !headers.keys().any(&doomed) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| doomed(name))
+        .cloned()
+        .collect();
+    for name in names {
         headers.remove(name);
     }
 }
@@ -65,9 +82,7 @@ const ROUTING_OVERRIDES: [&str; 10] = [
 
 /// Removes every copy of the [`ROUTING_OVERRIDES`] headers.
 pub fn remove_routing_overrides(headers: &mut HeaderMap) {
-    for name in ROUTING_OVERRIDES {
-        headers.remove(name);
-    }
+    remove_matching(headers, |name| ROUTING_OVERRIDES.contains(&name.as_str()));
 }
 
 /// Appends `peer` to `X-Forwarded-For`, merging all existing copies into one

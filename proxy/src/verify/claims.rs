@@ -1,6 +1,8 @@
 //! Claim checks on a payload whose signature has been verified (RFC 7519 section 4.1 and
 //! RFC 9068): issuer, expiry, not-before, issued-at, audience, and the identity claims.
 
+use std::sync::OnceLock;
+
 use serde_json::{Map, Value};
 
 use super::error::VerifyError;
@@ -70,6 +72,7 @@ pub fn check(
         scopes,
         claims: payload,
         expires_at: u64::try_from(expires_at).unwrap_or(0),
+        identity_headers: OnceLock::new(),
     })
 }
 
