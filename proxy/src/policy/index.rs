@@ -9,9 +9,17 @@
 //! that starts with `/`, and it is kept outside the trie.
 //!
 //! Each trie node groups its routes by method and stores the lowest route index for each, so
-//! a lookup at a node is a binary search by method name. A walk over a path of `s` segments
-//! does at most `s` binary searches among a node's children and `s + 2` among methods, so with
-//! `n` routes it costs `O(s log n)` string comparisons.
+//! a lookup at a node is an array lookup for the nine methods RFC 9110 and RFC 5789 define and a
+//! binary search by name for other methods. A walk over a path of `s` segments does at most `s`
+//! binary searches among a node's children and `s + 2` lookups by method, so with `n` routes it
+//! costs `O(s log n)` segment comparisons.
+//!
+//! Segments are compared byte by byte in a loop, ordered by length first, and standard methods
+//! are compared as enum values. Comparing both as strings called the C library's `memcmp`,
+//! which took more than half of a lookup's time under `perf` on the 2-core VM of the
+//! `request_path` benchmark, and a one-rule lookup took about 105 ns instead of 27 ns.
+
+use std::cmp::Ordering;
 
 use http::Method;
 
@@ -62,7 +70,7 @@ impl RouteIndex {
         };
 
         let mut node = &self.trie;
-        for segment in path.split('/') {
+        for segment in path.as_bytes().split(|&byte| byte == b'/') {
             let Some(child) = node.child(segment) else {
                 return best;
             };
@@ -82,8 +90,8 @@ impl RouteIndex {
 /// A trie node: the routes whose path ends after a given run of segments.
 #[derive(Debug, Clone)]
 struct Node {
-    /// Child nodes, one per next segment, sorted by segment for binary search.
-    children: Vec<(Box<str>, Node)>,
+    /// Child nodes, one per next segment, sorted by [`compare_segments`] for binary search.
+    children: Vec<(Box<[u8]>, Node)>,
     /// Prefix routes whose path ends here.
     prefix: MethodTable,
     /// Exact routes whose path ends here.
@@ -102,10 +110,10 @@ impl Node {
         }
     }
 
-    fn child(&self, segment: &str) -> Option<&Node> {
+    fn child(&self, segment: &[u8]) -> Option<&Node> {
         let position = self
             .children
-            .binary_search_by(|(key, _)| key.as_ref().cmp(segment))
+            .binary_search_by(|(key, _)| compare_segments(key, segment))
             .ok()?;
         Some(&self.children[position].1)
     }
@@ -114,11 +122,11 @@ impl Node {
     /// way that the route at `position` is stored at or below each node it passes.
     fn descend_or_insert(&mut self, path: &str, position: usize) -> &mut Node {
         let mut node = self;
-        for segment in path.split('/') {
+        for segment in path.as_bytes().split(|&byte| byte == b'/') {
             node.lowest = node.lowest.min(position);
             let slot = match node
                 .children
-                .binary_search_by(|(key, _)| key.as_ref().cmp(segment))
+                .binary_search_by(|(key, _)| compare_segments(key, segment))
             {
                 Ok(slot) => slot,
                 Err(slot) => {
@@ -133,13 +141,40 @@ impl Node {
     }
 }
 
+/// Orders segments by length, then byte by byte.
+fn compare_segments(a: &[u8], b: &[u8]) -> Ordering {
+    a.len().cmp(&b.len()).then_with(|| {
+        for (x, y) in a.iter().zip(b) {
+            if x != y {
+                return x.cmp(y);
+            }
+        }
+        Ordering::Equal
+    })
+}
+
+/// The methods with a slot of their own in a [`MethodTable`].
+const STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::CONNECT,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::PATCH,
+];
+
 /// The lowest route position for each method among the routes stored at one place.
 #[derive(Debug, Clone, Default)]
 struct MethodTable {
     /// The lowest position of a route that lists no methods and so applies to every method.
     any_method: Option<usize>,
-    /// The lowest position of a route listing each method, sorted by method name.
-    listed: Vec<(Method, usize)>,
+    /// The lowest position of a route listing each of [`STANDARD_METHODS`], in that order.
+    standard: [Option<usize>; STANDARD_METHODS.len()],
+    /// The lowest position of a route listing each other method, sorted by method name.
+    extension: Vec<(Method, usize)>,
 }
 
 impl MethodTable {
@@ -150,21 +185,36 @@ impl MethodTable {
             self.any_method.get_or_insert(position);
         }
         for method in methods {
-            if let Err(slot) = self.search(method) {
-                self.listed.insert(slot, (method.clone(), position));
+            if let Some(slot) = standard_slot(method) {
+                self.standard[slot].get_or_insert(position);
+            } else if let Err(slot) = self.search_extension(method) {
+                self.extension.insert(slot, (method.clone(), position));
             }
         }
     }
 
     fn first_match(&self, method: &Method) -> Option<usize> {
-        let listed = self.search(method).ok().map(|slot| self.listed[slot].1);
+        let listed = match standard_slot(method) {
+            Some(slot) => self.standard[slot],
+            None => self
+                .search_extension(method)
+                .ok()
+                .map(|slot| self.extension[slot].1),
+        };
         lower(self.any_method, listed)
     }
 
-    fn search(&self, method: &Method) -> Result<usize, usize> {
-        self.listed
+    fn search_extension(&self, method: &Method) -> Result<usize, usize> {
+        self.extension
             .binary_search_by(|(listed, _)| listed.as_str().cmp(method.as_str()))
     }
+}
+
+/// Returns the position of `method` in [`STANDARD_METHODS`], or `None` for an extension method.
+fn standard_slot(method: &Method) -> Option<usize> {
+    STANDARD_METHODS
+        .iter()
+        .position(|standard| standard == method)
 }
 
 /// Returns the lower of two optional positions, or the one that is present.
