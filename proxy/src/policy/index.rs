@@ -8,9 +8,9 @@
 //! every route that can match. The prefix `/` is the exception, because it matches every path
 //! that starts with `/`, and it is kept outside the trie.
 //!
-//! Each trie node groups its routes by method and stores the lowest route index for each, so
-//! a lookup at a node is an array lookup for the nine methods RFC 9110 and RFC 5789 define and a
-//! binary search by name for other methods. A walk over a path of `s` segments does at most `s`
+//! Each trie node groups its routes by method and stores the lowest route position for each.
+//! The nine methods that RFC 9110 and RFC 5789 define are found by array slot, and other
+//! methods by a binary search on the name. A walk over a path of `s` segments does at most `s`
 //! binary searches among a node's children and `s + 2` lookups by method, so with `n` routes it
 //! costs `O(s log n)` segment comparisons.
 //!
