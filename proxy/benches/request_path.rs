@@ -1,8 +1,9 @@
-//! Per-request work besides the signature: route matching with 1 and 1000 rules, JWKS lookup
+//! Per-request work besides the signature: route matching with 1 to 1000 rules, JWKS lookup
 //! by `kid` with 1 and 100 keys, and the header rewrite before forwarding.
 //!
-//! Route rules and keys are looked up for a request that matches the last rule and for the
-//! last key, the worst case of a scan, so a cost that grows with the count shows up here.
+//! Route matching is measured for a request that matches the first rule, one that matches the
+//! last rule and one that matches none. Keys are looked up for the last key, the worst case of
+//! a scan. A cost that grows with the count shows up as a difference between the counts.
 
 mod support;
 
@@ -31,13 +32,19 @@ fn route_matching(c: &mut Criterion) {
     let folder = tempfile::tempdir().unwrap();
     let keys = support::keys(SigningAlgorithm::EdDsa, 1);
     let mut group = c.benchmark_group("routes");
-    for count in [1, 1000] {
+    for count in [1, 10, 100, 1000] {
         let config = support::config(folder.path(), &keys, &["EdDSA"], 0, &routes_toml(count));
         let policy = RoutePolicy::new(config.routes);
-        let path = format!("/service-{}/orders/7", count - 1);
-        group.bench_function(BenchmarkId::new("last_rule", count), |b| {
-            b.iter(|| policy.decide(&Method::GET, std::hint::black_box(&path)))
-        });
+        let cases = [
+            ("first_rule", "/service-0/orders/7".to_string()),
+            ("last_rule", format!("/service-{}/orders/7", count - 1)),
+            ("no_match", "/unknown/orders/7".to_string()),
+        ];
+        for (name, path) in cases {
+            group.bench_function(BenchmarkId::new(name, count), |b| {
+                b.iter(|| policy.decide(&Method::GET, std::hint::black_box(&path)))
+            });
+        }
     }
     group.bench_function("check_path", |b| {
         b.iter(|| check_path(&Method::GET, std::hint::black_box("/orders/7/status")))

@@ -1,5 +1,6 @@
 //! Route policy: path safety checks and route matching. Token extraction and the scope and
-//! claim checks a route asks for are in [`crate::auth`].
+//! claim checks a route asks for are in [`crate::auth`]. The route table is indexed by path
+//! segment and method, so matching does not try the routes one by one.
 //!
 //! Routes match the normal form of the request path ([`crate::path`]), which is also the path
 //! the app receives. Any path the two could read differently is rejected before matching, so
@@ -8,8 +9,11 @@
 use http::Method;
 
 use crate::auth::bearer::CredentialProblem;
-use crate::config::{AuthRequirement, ClaimRequirement, PathMatch, RouteRule};
+use crate::config::{AuthRequirement, ClaimRequirement, RouteRule};
 use crate::path;
+use index::RouteIndex;
+
+mod index;
 
 pub use crate::path::PathProblem;
 
@@ -57,24 +61,27 @@ pub enum RouteDecision<'a> {
     },
 }
 
-/// The configured routes, in order.
+/// The configured routes, in order, with their index.
 #[derive(Debug, Clone)]
 pub struct RoutePolicy {
     routes: Vec<RouteRule>,
+    index: RouteIndex,
 }
 
 impl RoutePolicy {
     pub fn new(routes: Vec<RouteRule>) -> RoutePolicy {
-        RoutePolicy { routes }
+        let index = RouteIndex::new(&routes);
+        RoutePolicy { routes, index }
     }
 
     /// Applies the first route that matches `method` and `path`. A path that no route matches
     /// requires a valid token with no particular scope.
     pub fn decide(&self, method: &Method, path: &str) -> RouteDecision<'_> {
+        // The index stores only positions in `routes`, so indexing cannot panic.
         let matched = self
-            .routes
-            .iter()
-            .find(|route| route_matches(route, method, path));
+            .index
+            .first_match(method, path)
+            .map(|position| &self.routes[position]);
         match matched {
             Some(route) if route.auth == AuthRequirement::None => RouteDecision::Open,
             Some(route) => RouteDecision::TokenRequired {
@@ -87,18 +94,6 @@ impl RoutePolicy {
             },
         }
     }
-}
-
-fn route_matches(route: &RouteRule, method: &Method, path: &str) -> bool {
-    let method_matches = route.methods.is_empty() || route.methods.contains(method);
-    let path_matches = match &route.path {
-        PathMatch::Exact(exact) => path == exact,
-        PathMatch::Prefix(prefix) if prefix == "/" => path.starts_with('/'),
-        PathMatch::Prefix(prefix) => path
-            .strip_prefix(prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
-    };
-    method_matches && path_matches
 }
 
 #[cfg(test)]
