@@ -117,6 +117,7 @@ impl State {
         let options = UpstreamOptions {
             connect_timeout: config.upstream_connect_timeout,
             http2: config.upstream_http2,
+            max_connections: Some(config.upstream_max_connections),
         };
         let upstream_metrics = UpstreamMetrics::new(metrics.clone(), Direction::Inbound);
         State {

@@ -257,6 +257,7 @@ fn build_route(
             UpstreamOptions {
                 connect_timeout,
                 http2: false,
+                max_connections: None,
             },
             metrics,
         ),

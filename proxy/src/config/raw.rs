@@ -76,6 +76,7 @@ pub struct RawInbound {
     pub forward_authorization: Option<bool>,
     pub upstream_timeout_secs: Option<u64>,
     pub upstream_connect_timeout_secs: Option<u64>,
+    pub upstream_max_connections: Option<usize>,
     pub upstream_http2: Option<bool>,
     pub case_insensitive_routes: Option<bool>,
     #[serde(default)]
@@ -238,6 +239,10 @@ impl RawConfig {
                 self.inbound.upstream_connect_timeout_secs,
                 DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS,
             )?,
+            upstream_max_connections: validate_max_connections(
+                "inbound.upstream_max_connections",
+                self.inbound.upstream_max_connections,
+            )?,
             upstream_http2: self.inbound.upstream_http2.unwrap_or(false),
             case_insensitive_routes: self.inbound.case_insensitive_routes.unwrap_or(false),
             limits: self.inbound.limits.validate("inbound.limits")?,
@@ -311,6 +316,21 @@ impl RawConfig {
             )?,
             worker_threads: validate_worker_threads(self.worker_threads)?,
         })
+    }
+}
+
+/// Envoy's default circuit breaker allows 1024 connections to one cluster. Portcullis makes
+/// further requests wait for a free connection instead of failing them with 503.
+const DEFAULT_UPSTREAM_MAX_CONNECTIONS: usize = 1024;
+
+fn validate_max_connections(field: &str, value: Option<usize>) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError::invalid(
+            field,
+            "0 would let no request through; use at least 1",
+        )),
+        Some(count) => Ok(count),
+        None => Ok(DEFAULT_UPSTREAM_MAX_CONNECTIONS),
     }
 }
 

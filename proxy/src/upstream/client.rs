@@ -39,6 +39,8 @@ pub struct UpstreamOptions {
     pub connect_timeout: Duration,
     /// Speak HTTP/2 with prior knowledge (h2c) to a plain upstream instead of HTTP/1.1.
     pub http2: bool,
+    /// Most connections open at once; `None` for no limit.
+    pub max_connections: Option<usize>,
 }
 
 /// The metrics an [`UpstreamClient`] counts in, with the `direction` label of its requests.
@@ -101,7 +103,8 @@ impl UpstreamClient {
             http_connector(options.connect_timeout),
             options.http2,
             metrics.rejection_observer(),
-        );
+        )
+        .with_max_connections(options.max_connections);
         UpstreamClient {
             pool: Pool::Plain(builder.build(connector)),
             connect_timeout: options.connect_timeout,
