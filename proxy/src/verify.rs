@@ -1,9 +1,9 @@
 //! Token verification: strict JWS parsing, the signature check against the issuer's JWKS,
 //! claim checks, and a cache of verified tokens.
 //!
-//! jsonwebtoken's all-in-one `decode` is not used, because it applies its own policy (header
-//! parsing, claim defaults). Parsing and every check are done here; only the signature
-//! primitive, `jsonwebtoken::crypto::verify`, comes from the library.
+//! Parsing and every check are done here. Only the signature primitive comes from a library:
+//! aws-lc-rs's `ParsedPublicKey::verify_sig`, with keys parsed once when the key set is
+//! loaded (see [`VerificationKey::verify_signature`]).
 
 mod cache;
 mod claims;
@@ -14,6 +14,9 @@ mod token;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 use crate::config::{normalize_typ, CacheConfig, ProviderConfig};
 use crate::keys::{KeyLookupError, KeyStore, ProviderId, VerificationKey};
@@ -194,14 +197,12 @@ impl Verifier {
             });
         };
 
-        let signature_valid = jsonwebtoken::crypto::verify(
-            unverified.signature,
-            unverified.signing_input.as_bytes(),
-            &key.key,
-            algorithm,
-        )
-        .unwrap_or(false);
-        if !signature_valid {
+        // token::parse has already rejected a signature segment that is not canonical
+        // base64url, so this decode cannot fail on a parsed token.
+        let signature = URL_SAFE_NO_PAD
+            .decode(unverified.signature)
+            .map_err(|_| VerifyError::BadSignature)?;
+        if !key.verify_signature(algorithm, unverified.signing_input.as_bytes(), &signature) {
             return Err(VerifyError::BadSignature);
         }
 

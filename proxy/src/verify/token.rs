@@ -18,7 +18,7 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub struct UnverifiedToken<'a> {
     /// The exact received `header.payload` text: the bytes the signature covers.
     pub signing_input: &'a str,
-    /// The third segment, still base64url-encoded, as `jsonwebtoken::crypto::verify` takes it.
+    /// The third segment, still base64url-encoded. [`parse`] checks that it decodes.
     pub signature: &'a str,
     pub algorithm: Algorithm,
     pub kid: Option<String>,
