@@ -197,8 +197,8 @@ impl Verifier {
             });
         };
 
-        // token::parse has already rejected a signature segment that is not canonical
-        // base64url, so this decode cannot fail on a parsed token.
+        // token::parse has already decoded this segment with the same strict engine, so this
+        // error branch is unreachable for a parsed token.
         let signature = URL_SAFE_NO_PAD
             .decode(unverified.signature)
             .map_err(|_| VerifyError::BadSignature)?;

@@ -182,8 +182,8 @@ fn parse_jwk(entry: &Value, allowed: &[Algorithm]) -> Result<VerificationKey, Sk
         }
     };
 
-    // A pinned key verifies only its own algorithm; an unpinned one every allowed algorithm
-    // of its family.
+    // A pinned key verifies only its own algorithm, and an unpinned one every allowed
+    // algorithm of its family.
     let algorithms: Vec<Algorithm> = match algorithm {
         Some(pinned) => vec![pinned],
         None => allowed

@@ -1,9 +1,10 @@
 //! Public keys parsed once, when a key set is loaded, into aws-lc-rs `ParsedPublicKey`s.
 //!
 //! Verifying with an unparsed key makes the crypto library rebuild it on every call, which
-//! for RSA includes the modulus's Montgomery constants. A parsed key keeps that work, and the
-//! library's key checks (an odd RSA modulus and exponent, an EC point on its curve) run once,
-//! so a malformed key is rejected with the set instead of failing every token.
+//! for RSA includes the modulus's Montgomery constants. A parsed key is built once, and AWS-LC
+//! caches the Montgomery constants in it at the first verification. The library's key checks
+//! (an odd RSA modulus and exponent, an EC point on its curve) also run once, so a malformed
+//! key is rejected with the set instead of failing every token.
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use jsonwebtoken::Algorithm;
