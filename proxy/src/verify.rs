@@ -1,9 +1,10 @@
 //! Token verification: strict JWS parsing, the signature check against the issuer's JWKS,
 //! claim checks, and a cache of verified tokens.
 //!
-//! Parsing and every check are done here. Only the signature primitive comes from a library:
-//! aws-lc-rs's `ParsedPublicKey::verify_sig`, with keys parsed once when the key set is
-//! loaded (see [`VerificationKey::verify_signature`]).
+//! Parsing and every check are done here, not by a JWT library's all-in-one decode, which
+//! would apply its own policy (header parsing, claim defaults). Only the signature primitive
+//! comes from a library: aws-lc-rs's `ParsedPublicKey::verify_sig`, with keys parsed once
+//! when the key set is loaded (see [`VerificationKey::verify_signature`]).
 
 mod cache;
 mod claims;
