@@ -24,6 +24,12 @@ UPSTREAM_MARKER = "x-bench-upstream"
 CLOCK_SKEW_SECS = 60
 # Verified tokens a cache may keep: Portcullis's default, and Envoy set to match.
 TOKEN_CACHE_ENTRIES = 10_000
+# Most connections each proxy may open to the app; further requests wait in the proxy's queue
+# (Portcullis's upstream_max_connections, Envoy's circuit breaker with an unbounded pending
+# queue, HAProxy's server maxconn). Without a cap, 1000 client connections make every proxy
+# open as many to the app, which then measures the app's connection handling and the proxies'
+# pool memory rather than the proxies.
+APP_CONNECTIONS = 64
 
 
 @dataclass
@@ -113,6 +119,7 @@ worker_threads = 1
 listen = "127.0.0.1:{self.port}"
 upstream = "http://127.0.0.1:{context.upstream_port}"
 realm = "orders"
+upstream_max_connections = {APP_CONNECTIONS}
 
 [[providers]]
 issuer = "{context.tokens.issuer}"
@@ -174,9 +181,9 @@ class Envoy(Contender):
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
             ],
         }
-        # Envoy's default circuit breakers cap a cluster at 1024 connections and requests,
-        # which would turn the 1000-connection run into 503s.
-        unlimited = {"max_connections": 1_000_000, "max_pending_requests": 1_000_000,
+        # Envoy's default circuit breakers would answer 503 once 1024 requests wait; here the
+        # connections are capped like the other proxies' and the queue is unbounded.
+        breakers = {"max_connections": APP_CONNECTIONS, "max_pending_requests": 1_000_000,
                      "max_requests": 1_000_000}
         config = {
             "admin": {"address": {"socket_address": {"address": "127.0.0.1",
@@ -194,7 +201,7 @@ class Envoy(Contender):
                     "name": "app",
                     "type": "STATIC",
                     "connect_timeout": "2s",
-                    "circuit_breakers": {"thresholds": [unlimited]},
+                    "circuit_breakers": {"thresholds": [breakers]},
                     "load_assignment": {"cluster_name": "app", "endpoints": [{"lb_endpoints": [{
                         "endpoint": {"address": {"socket_address": {
                             "address": "127.0.0.1",
@@ -229,6 +236,7 @@ defaults
     timeout connect 2s
     timeout client 30s
     timeout server 30s
+    timeout queue 30s
     option http-keep-alive
 
 frontend inbound
@@ -250,7 +258,7 @@ frontend inbound
     default_backend app
 
 backend app
-    server app 127.0.0.1:{context.upstream_port}
+    server app 127.0.0.1:{context.upstream_port} maxconn {APP_CONNECTIONS}
 """
         path = context.work / "haproxy.cfg"
         path.write_text(config)

@@ -10,6 +10,7 @@ mod backoff;
 mod discovery;
 mod fetch;
 mod jwk;
+mod public_key;
 mod set;
 #[cfg(test)]
 pub(crate) mod testing;

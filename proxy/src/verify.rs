@@ -1,9 +1,10 @@
 //! Token verification: strict JWS parsing, the signature check against the issuer's JWKS,
 //! claim checks, and a cache of verified tokens.
 //!
-//! jsonwebtoken's all-in-one `decode` is not used, because it applies its own policy (header
-//! parsing, claim defaults). Parsing and every check are done here; only the signature
-//! primitive, `jsonwebtoken::crypto::verify`, comes from the library.
+//! Parsing and every check are done here, not by a JWT library's all-in-one decode, which
+//! would apply its own policy (header parsing, claim defaults). Only the signature primitive
+//! comes from a library: aws-lc-rs's `ParsedPublicKey::verify_sig`, with keys parsed once
+//! when the key set is loaded (see [`VerificationKey::verify_signature`]).
 
 mod cache;
 mod claims;
@@ -200,14 +201,11 @@ impl Verifier {
             });
         };
 
-        let signature_valid = jsonwebtoken::crypto::verify(
-            unverified.signature,
-            unverified.signing_input.as_bytes(),
-            &key.key,
+        if !key.verify_signature(
             algorithm,
-        )
-        .unwrap_or(false);
-        if !signature_valid {
+            unverified.signing_input.as_bytes(),
+            &unverified.signature,
+        ) {
             return Err(VerifyError::BadSignature);
         }
 

@@ -181,3 +181,48 @@ async fn connect_timeout_gets_504() {
     assert_eq!(timeouts, 1.0);
     assert_eq!(retries, 0.0, "a connect timeout is not retried");
 }
+
+#[tokio::test]
+async fn app_connections_capped_and_queued_requests_served() {
+    let app = EdgeApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = Spec::new(dir.path(), app.addr)
+        .to_toml()
+        .replace("[inbound]\n", "[inbound]\nupstream_max_connections = 2\n");
+    let config = portcullis::config::Config::from_toml(&text, dir.path()).unwrap();
+    let sidecar = portcullis::start(config).await.unwrap();
+    wait_ready(sidecar.admin_addr()).await;
+
+    let token = signer().token();
+    let inbound = sidecar.inbound_addr();
+    let requests: Vec<_> = (0..6)
+        .map(|index| {
+            let head = format!(
+                "GET /slow/{index} HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer {token}\r\n"
+            );
+            tokio::spawn(async move { raw_request(inbound, &head).await })
+        })
+        .collect();
+
+    // Two requests hold the two connections; the other four wait in the sidecar.
+    app.wait_for_requests(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.requests().len(), 2, "only two requests reach the app");
+    assert_eq!(app.connections(), 2, "the app has two connections");
+
+    app.release();
+    for request in requests {
+        let reply = request.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    assert_eq!(
+        app.requests().len(),
+        6,
+        "every queued request was forwarded"
+    );
+    assert_eq!(
+        app.connections(),
+        2,
+        "queued requests reused the two connections"
+    );
+}

@@ -5,14 +5,15 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
+use super::public_key::{encode_rsa_public_key, ParsedKeys};
 use super::set::{KeyFamily, VerificationKey};
 use crate::config::parse_algorithm;
 
-/// ring, which jsonwebtoken uses, verifies RSA signatures only with moduli of 2048 to 8192
-/// bits; shorter keys are also too weak to trust.
+/// The aws-lc-rs `RSA_*_2048_8192_*` parameters verify RSA signatures only with moduli of 2048
+/// to 8192 bits; shorter keys are also too weak to trust.
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
 
@@ -40,6 +41,8 @@ pub enum SkipReason {
         found: usize,
     },
     RsaModulusSize(usize),
+    /// The crypto library rejected the decoded key, for example an EC point off its curve.
+    InvalidKey(KeyFamily),
 }
 
 impl fmt::Display for SkipReason {
@@ -78,6 +81,17 @@ impl fmt::Display for SkipReason {
                 f,
                 "the RSA modulus has {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are supported"
             ),
+            SkipReason::InvalidKey(KeyFamily::Rsa) => write!(
+                f,
+                "`n` and `e` are not a valid RSA public key: the modulus must be odd, and the \
+                 exponent odd and from 3 to 2^33 - 1"
+            ),
+            SkipReason::InvalidKey(family @ (KeyFamily::EcP256 | KeyFamily::EcP384)) => {
+                write!(f, "(`x`, `y`) is not a point on the {family} curve")
+            }
+            SkipReason::InvalidKey(KeyFamily::Ed25519) => {
+                write!(f, "`x` is not a valid Ed25519 public key")
+            }
         }
     }
 }
@@ -138,7 +152,7 @@ fn parse_jwk(entry: &Value, allowed: &[Algorithm]) -> Result<VerificationKey, Sk
     }
 
     let kty = required_string(jwk, "kty")?;
-    let (family, key, material) = match kty {
+    let (family, encoded) = match kty {
         "RSA" => rsa_key(jwk)?,
         "EC" => ec_key(jwk)?,
         "OKP" => okp_key(jwk)?,
@@ -168,22 +182,35 @@ fn parse_jwk(entry: &Value, allowed: &[Algorithm]) -> Result<VerificationKey, Sk
         }
     };
 
+    // A pinned key verifies only its own algorithm, and an unpinned one every allowed
+    // algorithm of its family.
+    let algorithms: Vec<Algorithm> = match algorithm {
+        Some(pinned) => vec![pinned],
+        None => allowed
+            .iter()
+            .copied()
+            .filter(|candidate| KeyFamily::of(*candidate) == Some(family))
+            .collect(),
+    };
+    let parsed = ParsedKeys::parse(family, &encoded, algorithms)?;
+
     Ok(VerificationKey {
         kid,
         family,
         algorithm,
-        key,
-        material,
+        parsed,
+        material: encoded,
     })
 }
 
-type ParsedKey = (KeyFamily, DecodingKey, Vec<u8>);
+/// A key's family and its public key in the form aws-lc-rs parses for that family.
+type EncodedKey = (KeyFamily, Vec<u8>);
 
-fn rsa_key(jwk: &Map<String, Value>) -> Result<ParsedKey, SkipReason> {
+fn rsa_key(jwk: &Map<String, Value>) -> Result<EncodedKey, SkipReason> {
     let modulus = decode_field(jwk, "n")?;
     let exponent = decode_field(jwk, "e")?;
-    // RFC 7518 forbids leading zero bytes, but some issuers add one; ring rejects them, so
-    // strip them before counting bits.
+    // RFC 7518 forbids leading zero bytes, but some issuers add one. DER integers must not
+    // have them, so strip them before counting bits and encoding.
     let modulus = strip_leading_zeros(&modulus);
     let exponent = strip_leading_zeros(&exponent);
     if exponent.is_empty() {
@@ -194,14 +221,10 @@ fn rsa_key(jwk: &Map<String, Value>) -> Result<ParsedKey, SkipReason> {
         return Err(SkipReason::RsaModulusSize(bits));
     }
 
-    let key = DecodingKey::from_rsa_raw_components(modulus, exponent);
-    let mut material = (modulus.len() as u64).to_be_bytes().to_vec();
-    material.extend_from_slice(modulus);
-    material.extend_from_slice(exponent);
-    Ok((KeyFamily::Rsa, key, material))
+    Ok((KeyFamily::Rsa, encode_rsa_public_key(modulus, exponent)))
 }
 
-fn ec_key(jwk: &Map<String, Value>) -> Result<ParsedKey, SkipReason> {
+fn ec_key(jwk: &Map<String, Value>) -> Result<EncodedKey, SkipReason> {
     let (family, coordinate_len) = match required_string(jwk, "crv")? {
         "P-256" => (KeyFamily::EcP256, 32),
         "P-384" => (KeyFamily::EcP384, 48),
@@ -212,25 +235,20 @@ fn ec_key(jwk: &Map<String, Value>) -> Result<ParsedKey, SkipReason> {
     check_length("x", &x, coordinate_len)?;
     check_length("y", &y, coordinate_len)?;
 
-    // NOTE: ring checks that (x, y) lies on the curve only when it verifies a signature. A key
-    // with an invalid point is kept, and every token that names it fails as bad_signature.
-    let key =
-        DecodingKey::from_ec_components(required_string(jwk, "x")?, required_string(jwk, "y")?)
-            .map_err(|_| SkipReason::InvalidBase64("x"))?;
-    let material = [x, y].concat();
-    Ok((family, key, material))
+    // The uncompressed SEC 1 point: 0x04, then x and y. Whether it lies on the curve is
+    // checked when aws-lc-rs parses it.
+    let point = [&[0x04][..], &x, &y].concat();
+    Ok((family, point))
 }
 
-fn okp_key(jwk: &Map<String, Value>) -> Result<ParsedKey, SkipReason> {
+fn okp_key(jwk: &Map<String, Value>) -> Result<EncodedKey, SkipReason> {
     match required_string(jwk, "crv")? {
         "Ed25519" => {}
         other => return Err(SkipReason::UnsupportedCurve(other.to_owned())),
     }
     let x = decode_field(jwk, "x")?;
     check_length("x", &x, 32)?;
-    let key = DecodingKey::from_ed_components(required_string(jwk, "x")?)
-        .map_err(|_| SkipReason::InvalidBase64("x"))?;
-    Ok((KeyFamily::Ed25519, key, x))
+    Ok((KeyFamily::Ed25519, x))
 }
 
 fn optional_string<'a>(

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
+
+use super::public_key::ParsedKeys;
 
 /// The signature algorithm family of a key. A token's `alg` must belong to the family of the
 /// key that verifies it.
@@ -58,8 +60,11 @@ pub struct VerificationKey {
     pub family: KeyFamily,
     /// The JWK's `alg`, when it pins the key to one algorithm.
     pub algorithm: Option<Algorithm>,
-    pub key: DecodingKey,
-    /// The decoded public key parameters, used to tell whether a refresh changed the set.
+    /// The key parsed for each algorithm it may verify: the pinned one, or else every
+    /// algorithm of its family that the provider allows.
+    pub(super) parsed: ParsedKeys,
+    /// The public key as parsed (a DER `RSAPublicKey`, an uncompressed EC point or the raw
+    /// Ed25519 bytes), used to tell whether a refresh changed the set.
     pub(crate) material: Vec<u8>,
 }
 
@@ -82,10 +87,18 @@ impl VerificationKey {
             && self.material == other.material
     }
 
-    /// Returns whether this key may verify a token signed with `algorithm`.
+    /// Returns whether this key may verify a token signed with `algorithm`: the key's family
+    /// must fit, the provider must allow `algorithm`, and a pinned key accepts only its own.
     pub fn accepts(&self, algorithm: Algorithm) -> bool {
-        KeyFamily::of(algorithm) == Some(self.family)
-            && self.algorithm.is_none_or(|pinned| pinned == algorithm)
+        self.parsed.get(algorithm).is_some()
+    }
+
+    /// Verifies `signature`, the decoded JWS signature, over `message` with `algorithm`.
+    /// Returns `false` for an invalid signature and for an algorithm the key does not accept.
+    pub fn verify_signature(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed
+            .get(algorithm)
+            .is_some_and(|key| key.verify_sig(message, signature).is_ok())
     }
 }
 

@@ -516,6 +516,75 @@ fn rsa_modulus_leading_zero_is_tolerated() {
     assert_eq!(parse_one(padded, &[Algorithm::RS256]), Ok(()));
 }
 
+fn b64(bytes: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+fn decode_b64(text: &Value) -> Vec<u8> {
+    base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        text.as_str().expect("string"),
+    )
+    .expect("base64")
+}
+
+#[test]
+fn rsa_key_with_bad_parameters_is_rejected() {
+    let rsa = TestKey::rsa("rsa-1", 0).jwk;
+    let mut even_modulus = decode_b64(&rsa["n"]);
+    *even_modulus.last_mut().expect("modulus") &= 0xfe;
+    let cases = [
+        ("even modulus", "n", b64(&even_modulus)),
+        ("exponent 1", "e", b64(&[1])),
+        ("even exponent", "e", b64(&[1, 0, 0])),
+        ("exponent over 33 bits", "e", b64(&[3, 0, 0, 0, 1])),
+    ];
+    for (case, field, value) in cases {
+        let mut jwk = rsa.clone();
+        jwk[field] = json!(value);
+        assert_eq!(
+            parse_one(jwk, &[Algorithm::RS256]),
+            Err(SkipReason::InvalidKey(KeyFamily::Rsa)),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn ec_point_off_curve_is_rejected() {
+    let ec = TestKey::ec("ec-1").jwk;
+    let mut y = decode_b64(&ec["y"]);
+    y[31] ^= 1;
+    let mut off_curve = ec.clone();
+    off_curve["y"] = json!(b64(&y));
+
+    assert_eq!(
+        parse_one(off_curve, &[Algorithm::ES256]),
+        Err(SkipReason::InvalidKey(KeyFamily::EcP256))
+    );
+    assert_eq!(parse_one(ec, &[Algorithm::ES256]), Ok(()));
+}
+
+#[test]
+fn rsa_key_encodes_as_pkcs1_der() {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+
+    let rsa = TestKey::rsa("rsa-1", 0).jwk;
+    let modulus = decode_b64(&rsa["n"]);
+    let exponent = decode_b64(&rsa["e"]);
+    let expected = rsa::RsaPublicKey::new(
+        rsa::BigUint::from_bytes_be(&modulus),
+        rsa::BigUint::from_bytes_be(&exponent),
+    )
+    .expect("public key")
+    .to_pkcs1_der()
+    .expect("PKCS#1 encoding");
+
+    let encoded = super::public_key::encode_rsa_public_key(&modulus, &exponent);
+
+    assert_eq!(encoded, expected.as_bytes());
+}
+
 #[test]
 fn jwks_without_keys_array_fails() {
     assert!(parse_jwks(b"{}", &[Algorithm::RS256]).is_err());

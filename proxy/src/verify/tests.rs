@@ -135,6 +135,55 @@ async fn unpinned_rsa_key_accepts_ps256() {
     assert!(verified.is_ok(), "{verified:?}");
 }
 
+const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+#[tokio::test]
+async fn unpinned_rsa_key_verifies_each_rsa_algorithm() {
+    let mut key = TestKey::rsa("rsa-1", 1);
+    key.jwk.as_object_mut().expect("object").remove("alg");
+    let fx = fixture_with(
+        &[&key],
+        |config| config.algorithms = RSA_ALGORITHMS.to_vec(),
+        0,
+    )
+    .await;
+
+    for algorithm in RSA_ALGORITHMS {
+        key.algorithm = algorithm;
+        let verified = fx.verifier.verify(&key.sign(&claims_at(NOW))).await;
+        assert!(verified.is_ok(), "{algorithm:?}: {verified:?}");
+    }
+}
+
+#[tokio::test]
+async fn rsa_signature_must_match_header_alg() {
+    // Every token is signed with RS256 but names another allowed RSA algorithm.
+    let mut key = TestKey::rsa("rsa-1", 1);
+    key.jwk.as_object_mut().expect("object").remove("alg");
+    let fx = fixture_with(
+        &[&key],
+        |config| config.algorithms = RSA_ALGORITHMS.to_vec(),
+        0,
+    )
+    .await;
+    key.algorithm = Algorithm::RS256;
+    let payload = claims_at(NOW).to_string();
+
+    for claimed in &RSA_ALGORITHMS[1..] {
+        let header = json!({"alg": format!("{claimed:?}"), "typ": "at+jwt", "kid": "rsa-1"});
+        let token = key.sign_raw(&header.to_string(), &payload);
+        let err = fx.verifier.verify(&token).await.expect_err("wrong hash");
+        assert_eq!(err, VerifyError::BadSignature, "{claimed:?}");
+    }
+}
+
 #[tokio::test]
 async fn tampered_payload_fails_signature() {
     let key = TestKey::ec("ec-1");

@@ -18,8 +18,8 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub struct UnverifiedToken<'a> {
     /// The exact received `header.payload` text: the bytes the signature covers.
     pub signing_input: &'a str,
-    /// The third segment, still base64url-encoded, as `jsonwebtoken::crypto::verify` takes it.
-    pub signature: &'a str,
+    /// The third segment, decoded.
+    pub signature: Vec<u8>,
     pub algorithm: Algorithm,
     pub kid: Option<String>,
     /// The header `typ`, as written.
@@ -59,7 +59,7 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
         .map_err(|problem| VerifyError::malformed(format!("the header is {problem}")))?;
     let payload = parse_object(&decode_segment("payload", payload_text)?)
         .map_err(|problem| VerifyError::malformed(format!("the payload is {problem}")))?;
-    decode_segment("signature", signature)?;
+    let signature = decode_segment("signature", signature)?;
 
     let algorithm = match header.get("alg") {
         Some(Value::String(name)) => {
