@@ -8,7 +8,7 @@ mod client;
 mod guarded;
 pub mod headers;
 
-pub use client::{UpstreamClient, UpstreamMetrics, UpstreamOptions};
+pub use client::{UpstreamBody, UpstreamClient, UpstreamMetrics, UpstreamOptions};
 
 use std::error::Error as StdError;
 use std::time::Duration;

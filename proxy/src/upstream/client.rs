@@ -5,17 +5,21 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::ServerName;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::guarded::GuardedConnector;
@@ -85,6 +89,9 @@ pub struct UpstreamClient {
     pool: Pool,
     connect_timeout: Duration,
     metrics: UpstreamMetrics,
+    /// One permit per request that may be in flight at once, held until its response body
+    /// ends, so the pool never needs more connections than permits; `None` for no limit.
+    slots: Option<Arc<Semaphore>>,
 }
 
 #[derive(Clone, Debug)]
@@ -103,12 +110,14 @@ impl UpstreamClient {
             http_connector(options.connect_timeout),
             options.http2,
             metrics.rejection_observer(),
-        )
-        .with_max_connections(options.max_connections);
+        );
         UpstreamClient {
             pool: Pool::Plain(builder.build(connector)),
             connect_timeout: options.connect_timeout,
             metrics,
+            slots: options
+                .max_connections
+                .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)))),
         }
     }
 
@@ -138,6 +147,7 @@ impl UpstreamClient {
             pool: Pool::Tls(client.build(connector)),
             connect_timeout,
             metrics,
+            slots: None,
         }
     }
 
@@ -148,12 +158,41 @@ impl UpstreamClient {
     /// A request whose connection was refused is sent once more after [`RETRY_DELAY`] when
     /// its method is idempotent and it has no body, because then nothing was sent and the
     /// request can be rebuilt. Other failures are returned at once.
+    ///
+    /// With a connection limit, a request first waits for a free slot, within `timeout`.
     pub async fn send(
         &self,
         request: Request<RequestBody>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let deadline = Instant::now() + timeout;
+        let slot = match &self.slots {
+            Some(slots) => {
+                match tokio::time::timeout_at(deadline, Arc::clone(slots).acquire_owned()).await {
+                    Ok(permit) => permit.ok(),
+                    Err(_elapsed) => {
+                        return Err(UpstreamError::Timeout {
+                            upstream: without_query(request.uri()),
+                            timeout,
+                        })
+                    }
+                }
+            }
+            None => None,
+        };
+        let response = self.send_with_retry(request, deadline, timeout).await?;
+        Ok(response.map(|body| UpstreamBody {
+            inner: body,
+            _slot: slot,
+        }))
+    }
+
+    async fn send_with_retry(
+        &self,
+        request: Request<RequestBody>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let retry = replayable_copy(&request);
         let result = self.send_once(request, deadline, timeout).await;
         match (result, retry) {
@@ -199,6 +238,33 @@ impl UpstreamClient {
                 }),
             },
         }
+    }
+}
+
+/// A response body from the upstream, holding the request's connection slot until it ends
+/// or is dropped.
+pub struct UpstreamBody {
+    inner: Incoming,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
