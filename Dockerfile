@@ -23,11 +23,11 @@ COPY . .
 # target folder is a cache mount, so the binaries are copied out of it in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
+    cargo build --profile deploy --locked \
         -p portcullis -p portcullis-sts -p order-app -p inventory-app -p portcullis-demo \
     && mkdir -p /out/bin \
-    && cp target/release/portcullis target/release/portcullis-sts target/release/order-app \
-        target/release/inventory-app target/release/portcullis-demo /out/bin/
+    && cp target/deploy/portcullis target/deploy/portcullis-sts target/deploy/order-app \
+        target/deploy/inventory-app target/deploy/portcullis-demo /out/bin/
 # Mount points the services write to, owned by the runtime user so that a new named volume
 # mounted there is writable (Docker copies the ownership into an empty volume).
 RUN mkdir -p /out/rootfs/data /out/rootfs/certs /out/rootfs/var/lib/portcullis-sts \

@@ -75,11 +75,12 @@ class Binaries:
 
 def build_binaries(release: bool) -> Binaries:
     """Build the sidecar and the benchmark tools with cargo and return their paths."""
-    profile = "release" if release else "debug"
+    # `deploy` is the profile the Dockerfile ships (see the root Cargo.toml).
+    profile = "deploy" if release else "debug"
     print(f"==> cargo build ({profile}) of portcullis and the benchmark tools", flush=True)
     argv = ["cargo", "build", "-q", "-p", "portcullis", "-p", "portcullis-loadtest"]
     if release:
-        argv.append("--release")
+        argv += ["--profile", "deploy"]
     result = subprocess.run(argv, cwd=REPO_ROOT)
     if result.returncode != 0:
         raise SetupError(f"{' '.join(argv)} failed with exit code {result.returncode}")
