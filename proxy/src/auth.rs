@@ -238,7 +238,7 @@ impl Authorizer {
                 required: scopes.to_vec(),
             });
         }
-        if let Some(unmet) = unmet_requirement(claims, &verified.claims) {
+        if let Some(unmet) = unmet_requirement(claims, verified.claims()) {
             return Err(AuthFailure::ClaimNotSatisfied {
                 claim: unmet.claim.clone(),
             });

@@ -35,14 +35,28 @@ pub struct VerifiedToken {
     pub client_id: Option<String>,
     /// From `scope` (space-separated) or, when it is absent, `scp`.
     pub scopes: Vec<String>,
-    /// The whole payload.
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The payload's JSON text. A cached token keeps this instead of the parsed claims, which
+    /// would cost several times the memory; [`VerifiedToken::claims`] parses it on first use.
+    pub(crate) claims_json: Box<[u8]>,
+    pub(crate) claims: OnceLock<serde_json::Map<String, serde_json::Value>>,
     /// The `exp` claim, in seconds since the Unix epoch (0 for a negative `exp`).
     pub expires_at: u64,
     /// The standard identity headers for this token, rendered by [`crate::identity`] on first
     /// use. The cache hands the same `VerifiedToken` to every request with the token, so the
     /// values are built once per token rather than once per request.
     pub identity_headers: OnceLock<Vec<(HeaderName, Option<HeaderValue>)>>,
+}
+
+impl VerifiedToken {
+    /// Returns the whole payload. Only routes with claim requirements and configured claim
+    /// headers need it, so it is parsed from the kept JSON text on the first call.
+    pub fn claims(&self) -> &serde_json::Map<String, serde_json::Value> {
+        self.claims.get_or_init(|| {
+            // The same text passed the same strict parse during verification, so this cannot
+            // fail; if it ever did, an empty map would hide claims, never invent any.
+            json::parse_object(&self.claims_json).unwrap_or_default()
+        })
+    }
 }
 
 /// The current time in whole seconds since the Unix epoch.
@@ -211,7 +225,7 @@ impl Verifier {
 
         let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
         let kid = unverified.kid;
-        let token = claims::check(unverified.payload, provider, now)?;
+        let token = claims::check(unverified.payload, unverified.payload_json, provider, now)?;
         let expires_at = i64::try_from(token.expires_at).unwrap_or(i64::MAX);
         Ok(Verified {
             token,

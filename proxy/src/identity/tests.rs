@@ -14,7 +14,10 @@ fn token(claims: Value) -> VerifiedToken {
             .and_then(Value::as_str)
             .map(str::to_owned),
         scopes: vec!["foo".into(), "bar".into()],
-        claims,
+        claims_json: serde_json::to_vec(&claims)
+            .expect("serialize")
+            .into_boxed_slice(),
+        claims: Default::default(),
         expires_at: 1_800_000_000,
         identity_headers: Default::default(),
     }

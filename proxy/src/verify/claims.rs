@@ -13,6 +13,7 @@ use crate::config::ProviderConfig;
 /// verified token. `leeway` widens `exp` and `nbf` by the provider's allowed clock skew.
 pub fn check(
     payload: Map<String, Value>,
+    payload_json: Vec<u8>,
     provider: &ProviderConfig,
     now: i64,
 ) -> Result<VerifiedToken, VerifyError> {
@@ -70,7 +71,8 @@ pub fn check(
         subject,
         client_id,
         scopes,
-        claims: payload,
+        claims_json: payload_json.into_boxed_slice(),
+        claims: OnceLock::new(),
         expires_at: u64::try_from(expires_at).unwrap_or(0),
         identity_headers: OnceLock::new(),
     })

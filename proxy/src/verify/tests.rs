@@ -100,7 +100,7 @@ async fn valid_tokens_of_each_family() {
         assert_eq!(verified.scopes, ["foo", "bar"]);
         assert_eq!(verified.expires_at, (NOW + 3600) as u64);
         assert_eq!(
-            verified.claims["jti"],
+            verified.claims()["jti"],
             "6d1f0b8c-2a1e-4c4e-9a55-0c2d1f7e9b10"
         );
     }

@@ -25,6 +25,8 @@ pub struct UnverifiedToken<'a> {
     /// The header `typ`, as written.
     pub typ: Option<String>,
     pub payload: Map<String, Value>,
+    /// The payload's JSON text, decoded from base64url; `payload` is its parse.
+    pub payload_json: Vec<u8>,
 }
 
 /// Splits `token` into its three segments, decodes them strictly and reads the header.
@@ -57,7 +59,8 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
 
     let header = parse_object(&decode_segment("header", header_text)?)
         .map_err(|problem| VerifyError::malformed(format!("the header is {problem}")))?;
-    let payload = parse_object(&decode_segment("payload", payload_text)?)
+    let payload_json = decode_segment("payload", payload_text)?;
+    let payload = parse_object(&payload_json)
         .map_err(|problem| VerifyError::malformed(format!("the payload is {problem}")))?;
     let signature = decode_segment("signature", signature)?;
 
@@ -93,6 +96,7 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
         kid,
         typ,
         payload,
+        payload_json,
     })
 }
 
