@@ -24,11 +24,11 @@ UPSTREAM_MARKER = "x-bench-upstream"
 CLOCK_SKEW_SECS = 60
 # Verified tokens a cache may keep: Portcullis's default, and Envoy set to match.
 TOKEN_CACHE_ENTRIES = 10_000
-# Most connections each proxy may open to the app; further requests wait in the proxy's queue
-# (Portcullis's upstream_max_connections, Envoy's circuit breaker with an unbounded pending
-# queue, HAProxy's server maxconn). Without a cap, 1000 client connections make every proxy
-# open as many to the app, which then measures the app's connection handling and the proxies'
-# pool memory rather than the proxies.
+# Maximum connections each proxy may open to the app. Further requests wait in the proxy's
+# queue: Portcullis's upstream_max_connections, Envoy's circuit breaker with an unbounded
+# pending queue, HAProxy's server maxconn. Without a cap, 1000 client connections would make
+# every proxy open as many to the app, and the run would measure connection handling rather
+# than the proxies.
 APP_CONNECTIONS = 64
 
 
@@ -181,7 +181,7 @@ class Envoy(Contender):
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
             ],
         }
-        # Envoy's default circuit breakers would answer 503 once 1024 requests wait; here the
+        # Envoy's default circuit breakers would return 503 once 1024 requests wait. Here the
         # connections are capped like the other proxies' and the queue is unbounded.
         breakers = {"max_connections": APP_CONNECTIONS, "max_pending_requests": 1_000_000,
                      "max_requests": 1_000_000}

@@ -85,8 +85,8 @@ pub struct InboundConfig {
     pub upstream_timeout: Duration,
     /// Maximum time to open a TCP connection to the app.
     pub upstream_connect_timeout: Duration,
-    /// Most TCP connections open to the app at once; further requests wait for one to be
-    /// free (within `upstream_timeout`).
+    /// Maximum requests in flight to the app at once, and so pooled connections to it. Further
+    /// requests wait for a slot, within `upstream_timeout`.
     pub upstream_max_connections: usize,
     /// Whether requests reach the app over HTTP/2 with prior knowledge (h2c) instead of
     /// HTTP/1.1.

