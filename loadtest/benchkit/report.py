@@ -232,6 +232,10 @@ def print_table(document: dict) -> None:
             facts.append(f"idle RSS {entry['rss_idle_mb']} MiB")
         facts += entry.get("failures", [])
         print(f"{name}: {'; '.join(facts)}")
+    if document["meta"]["mode"] == "smoke":
+        # One-second runs of a debug build say nothing about the targets.
+        print("targets: not judged in a smoke run")
+        return
     for target in document["targets"]:
         state = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
         print(f"target {target['target']}: {state} ({target['measured'] or '-'})")

@@ -62,7 +62,8 @@ pub fn record(metrics: &Metrics, record: &RequestRecord<'_>) {
         method = %record.method,
         path = record.path,
         status = record.status.as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        // Whole microseconds, so the log shows `0.04` rather than a float's noise digits.
+        duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
         subject = record.subject.unwrap_or("-"),
         reason = record.reason.unwrap_or("-"),
         "request"
