@@ -153,6 +153,10 @@ async fn invalid_reload_keeps_old_configuration() {
     running
         .reload(&moved, "configuration reload rejected", 2)
         .await;
+    let threads = format!("worker_threads = 1\n{}", running.spec.to_toml());
+    running
+        .reload(&threads, "configuration reload rejected", 3)
+        .await;
 
     let log = running.process.log();
     let rejections: Vec<&str> = log
@@ -168,6 +172,11 @@ async fn invalid_reload_keeps_old_configuration() {
         rejections[1].contains("inbound.listen"),
         "{}",
         rejections[1]
+    );
+    assert!(
+        rejections[2].contains("worker_threads"),
+        "{}",
+        rejections[2]
     );
     assert!(!log.contains("configuration reloaded"), "{log}");
     assert_eq!(raw_status(&mut established, "/public/b").await, Some(200));
