@@ -233,7 +233,7 @@ def print_table(document: dict) -> None:
         facts += entry.get("failures", [])
         print(f"{name}: {'; '.join(facts)}")
     if document["meta"]["mode"] == "smoke":
-        # One-second runs of a debug build say nothing about the targets.
+        # One-second runs of a debug build cannot show whether a target is met.
         print("targets: not judged in a smoke run")
         return
     for target in document["targets"]:

@@ -8,6 +8,7 @@
 
 pub mod target;
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -141,10 +142,12 @@ impl State {
         connection: ConnectionInfo,
         metrics: &Metrics,
     ) -> Outcome {
+        // Routes match the path as is unless they are case-insensitive, so only that case
+        // pays for a folded copy.
         let route_path = if self.case_insensitive_routes {
-            path::fold_case(&target.path)
+            Cow::Owned(path::fold_case(&target.path))
         } else {
-            target.path.clone()
+            Cow::Borrowed(target.path.as_str())
         };
         let token = match self
             .authorizer

@@ -1,5 +1,5 @@
 //! Route policy: path safety checks and route matching. Token extraction and the scope and
-//! claim checks a route asks for are in [`crate::auth`]. The route table is indexed by path
+//! claim checks a route requires are in [`crate::auth`]. The route table is indexed by path
 //! segment and method, so matching does not try the routes one by one.
 //!
 //! Routes match the normal form of the request path ([`crate::path`]), which is also the path

@@ -134,7 +134,7 @@ fn outbound_env_override_needs_section() {
 }
 
 #[test]
-fn worker_threads_defaults_to_unset_and_is_range_checked() {
+fn worker_threads_range_checked() {
     assert_eq!(parse(MINIMAL).expect("valid").worker_threads, None);
     let one = parse(&format!("worker_threads = 1\n{MINIMAL}")).expect("1 is valid");
     assert_eq!(one.worker_threads, Some(1));

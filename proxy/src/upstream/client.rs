@@ -89,8 +89,8 @@ pub struct UpstreamClient {
     pool: Pool,
     connect_timeout: Duration,
     metrics: UpstreamMetrics,
-    /// One permit per request that may be in flight; `None` for no limit. A request holds
-    /// its permit until its response body ends, so the pool needs no more connections.
+    /// Permits for the requests that may be in flight, or `None` for no limit. A request
+    /// keeps its permit until its response body ends, so the pool needs no more connections.
     slots: Option<Arc<Semaphore>>,
 }
 
@@ -212,7 +212,7 @@ impl UpstreamClient {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        // Cloning a `Uri` only shares its bytes; the query is cut off only for an error.
+        // Cloning a `Uri` only shares its bytes. The query is cut off only for an error log.
         let uri = request.uri().clone();
         let pending = match &self.pool {
             Pool::Plain(client) => client.request(request),
