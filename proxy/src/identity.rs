@@ -11,6 +11,7 @@
 //!   the app gets the exact text back by percent-decoding every identity header. Values made of
 //!   printable ASCII without `%`, as subjects, scopes and issuers usually are, are unchanged.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -25,6 +26,72 @@ pub const SCOPE_HEADER: HeaderName = HeaderName::from_static("x-portcullis-scope
 pub const CLIENT_ID_HEADER: HeaderName = HeaderName::from_static("x-portcullis-client-id");
 /// The token's `iss`.
 pub const ISSUER_HEADER: HeaderName = HeaderName::from_static("x-portcullis-issuer");
+
+/// The standard identity headers, in the order of the values in [`StandardValues`].
+static STANDARD_HEADERS: [HeaderName; 4] = [
+    SUBJECT_HEADER,
+    SCOPE_HEADER,
+    CLIENT_ID_HEADER,
+    ISSUER_HEADER,
+];
+
+/// The standard identity header values of one token, rendered once and kept with it.
+///
+/// The values are stored one after another in a single buffer, so a cached token keeps one
+/// allocation for all four, and each request slices its header values out of it without
+/// copying.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StandardValues {
+    text: Bytes,
+    /// The end offset of each value in `text`, or `None` for a claim the token lacks. A value
+    /// starts at the end of the previous present value.
+    ends: [Option<u32>; 4],
+}
+
+impl StandardValues {
+    /// Renders the standard identity header values of `token`.
+    fn render(token: &VerifiedToken) -> StandardValues {
+        let scopes = token.scopes.join(" ");
+        let texts = [
+            token.subject.as_deref(),
+            Some(scopes.as_str()),
+            token.client_id.as_deref(),
+            Some(&*token.issuer),
+        ];
+        let mut text = Vec::with_capacity(texts.iter().flatten().map(|text| text.len()).sum());
+        let ends = texts.map(|value| {
+            value.map(|value| {
+                percent_encode_into(&mut text, value);
+                // A token is at most MAX_TOKEN_BYTES (16 KiB) long, so its values, even with
+                // every byte percent-encoded, stay far below 4 GiB.
+                u32::try_from(text.len()).unwrap_or(u32::MAX)
+            })
+        });
+        StandardValues {
+            text: Bytes::from(text),
+            ends,
+        }
+    }
+
+    /// Returns each standard header with its value, or `None` to remove it.
+    fn headers(&self) -> impl Iterator<Item = (&HeaderName, Option<HeaderValue>)> + '_ {
+        let mut start = 0;
+        STANDARD_HEADERS
+            .iter()
+            .zip(self.ends)
+            .map(move |(name, end)| {
+                let value = end.map(|end| {
+                    let end = usize::try_from(end)
+                        .unwrap_or(usize::MAX)
+                        .min(self.text.len());
+                    let range = start..end;
+                    start = range.end;
+                    header_value(self.text.slice(range))
+                });
+                (name, value)
+            })
+    }
+}
 
 /// Removes every header whose name starts with IDENTITY_HEADER_PREFIX (all copies).
 /// Header names are stored in lower case, so this covers every spelling a client sends.
@@ -50,19 +117,12 @@ pub fn set_identity_headers(
     token: &VerifiedToken,
     claim_headers: &[ClaimHeader],
 ) {
-    let standard = token.identity_headers.get_or_init(|| {
-        let render = |text: Option<&str>| text.map(encode_header_value);
-        vec![
-            (SUBJECT_HEADER, render(token.subject.as_deref())),
-            (SCOPE_HEADER, render(Some(&token.scopes.join(" ")))),
-            (CLIENT_ID_HEADER, render(token.client_id.as_deref())),
-            (ISSUER_HEADER, render(Some(&token.issuer))),
-        ]
-    });
-    for (name, value) in standard {
+    let standard = token
+        .identity_headers
+        .get_or_init(|| StandardValues::render(token));
+    for (name, value) in standard.headers() {
         match value {
-            // A `HeaderValue` clone shares the bytes: no copy per request.
-            Some(value) => headers.insert(name.clone(), value.clone()),
+            Some(value) => headers.insert(name.clone(), value),
             None => headers.remove(name),
         };
     }
@@ -103,16 +163,33 @@ fn claim_text(value: &Value) -> Option<String> {
 
 /// Percent-encodes `%`, control characters, DEL and non-ASCII bytes, leaving a valid value.
 fn encode_header_value(text: &str) -> HeaderValue {
-    let mut encoded = String::with_capacity(text.len());
+    let mut encoded = Vec::with_capacity(text.len());
+    percent_encode_into(&mut encoded, text);
+    header_value(Bytes::from(encoded))
+}
+
+/// Appends `text` to `out` with `%`, control characters, DEL and every non-ASCII byte written
+/// as `%XX`, so only bytes 0x20 to 0x7E remain.
+fn percent_encode_into(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in text.bytes() {
         if byte == b'%' || !(0x20..0x7f).contains(&byte) {
-            encoded.push_str(&format!("%{byte:02X}"));
+            out.extend_from_slice(&[
+                b'%',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]);
         } else {
-            encoded.push(char::from(byte));
+            out.push(byte);
         }
     }
-    // Only bytes 0x20..=0x7E remain, all valid in a header value.
-    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Wraps bytes written by [`percent_encode_into`] as a header value without copying them.
+fn header_value(encoded: Bytes) -> HeaderValue {
+    // Only bytes 0x20..=0x7E remain after encoding, all valid in a header value, so the
+    // fallback is never taken.
+    HeaderValue::from_maybe_shared(encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]

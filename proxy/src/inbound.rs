@@ -149,16 +149,15 @@ impl State {
         } else {
             Cow::Borrowed(target.path.as_str())
         };
-        let token = match self
-            .authorizer
-            .authorize(
-                request.method(),
-                &route_path,
-                target.path_and_query.query(),
-                request.headers(),
-            )
-            .await
-        {
+        // Boxed, so a request waiting for a connection to the app below does not also carry
+        // the room for this step's state: with many connections, most wait there.
+        let authorize = Box::pin(self.authorizer.authorize(
+            request.method(),
+            &route_path,
+            target.path_and_query.query(),
+            request.headers(),
+        ));
+        let token = match authorize.await {
             Ok(token) => token,
             Err(failure) => {
                 drain_rejected_body(request).await;

@@ -16,9 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{HeaderName, HeaderValue};
-
 use crate::config::{normalize_typ, CacheConfig, ProviderConfig};
+use crate::identity::StandardValues;
 use crate::keys::{KeyLookupError, KeyStore, ProviderId, VerificationKey};
 use crate::metrics::Metrics;
 use cache::{hash_token, CacheEntry, TokenCache};
@@ -30,7 +29,7 @@ pub use token::{parse as parse_token, UnverifiedToken, MAX_TOKEN_BYTES};
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {
     /// The `iss` claim, equal to the issuer of the provider that verified the token.
-    pub issuer: String,
+    pub issuer: Arc<str>,
     pub subject: Option<String>,
     pub client_id: Option<String>,
     /// From `scope` (space-separated) or, when it is absent, `scp`.
@@ -44,7 +43,7 @@ pub struct VerifiedToken {
     /// The standard identity headers for this token, rendered by [`crate::identity`] on first
     /// use. The cache hands the same `VerifiedToken` to every request with the token, so the
     /// values are built once per token rather than once per request.
-    pub identity_headers: OnceLock<Vec<(HeaderName, Option<HeaderValue>)>>,
+    pub identity_headers: OnceLock<StandardValues>,
 }
 
 impl VerifiedToken {
@@ -72,7 +71,9 @@ fn system_clock() -> i64 {
 /// Verifies bearer tokens against the configured providers.
 pub struct Verifier {
     keys: Arc<KeyStore>,
-    providers: HashMap<String, ProviderConfig>,
+    /// Each provider by issuer, with the issuer once more as shared text that every token it
+    /// verifies points to instead of holding a copy.
+    providers: HashMap<String, (Arc<str>, ProviderConfig)>,
     /// `None` when `cache.max_entries` is 0.
     cache: Option<TokenCache>,
     metrics: Metrics,
@@ -102,7 +103,10 @@ impl Verifier {
             keys,
             providers: providers
                 .iter()
-                .map(|provider| (provider.issuer.clone(), provider.clone()))
+                .map(|provider| {
+                    let shared = Arc::from(provider.issuer.as_str());
+                    (provider.issuer.clone(), (shared, provider.clone()))
+                })
                 .collect(),
             cache: (cache.max_entries > 0).then(|| TokenCache::new(cache.max_entries)),
             metrics,
@@ -166,7 +170,7 @@ impl Verifier {
             Some(serde_json::Value::String(issuer)) => issuer.as_str(),
             _ => return Err(VerifyError::WrongIssuer { issuer: None }),
         };
-        let (Some(provider), Some(provider_id)) =
+        let (Some((shared_issuer, provider)), Some(provider_id)) =
             (self.providers.get(issuer), self.keys.provider(issuer))
         else {
             return Err(VerifyError::WrongIssuer {
@@ -225,7 +229,13 @@ impl Verifier {
 
         let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
         let kid = unverified.kid;
-        let token = claims::check(unverified.payload, unverified.payload_json, provider, now)?;
+        let token = claims::check(
+            unverified.payload,
+            unverified.payload_json,
+            provider,
+            Arc::clone(shared_issuer),
+            now,
+        )?;
         let expires_at = i64::try_from(token.expires_at).unwrap_or(i64::MAX);
         Ok(Verified {
             token,

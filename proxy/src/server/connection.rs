@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use super::service::{log_rejection, service, ServiceContext};
 use super::sniff::{sniff, Prefixed, Protocol};
@@ -57,6 +58,13 @@ impl<H: Handler> Listener<H> {
             // instead of 18.5 KiB with room for the TLS and HTTP/2 states.
             return Box::pin(self.serve_io(stream, info, false, accepted)).await;
         };
+        Box::pin(self.serve_tls(stream, peer, acceptor)).await;
+    }
+
+    /// Completes the TLS handshake within its timeout, then serves the connection. A separate
+    /// function, boxed by the caller, because the handshake's state is larger than a whole
+    /// plain connection's task.
+    async fn serve_tls(self, stream: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
         let handshake_timeout = self.settings.limits.tls_handshake_timeout;
         match tokio::time::timeout(handshake_timeout, Box::pin(acceptor.accept(stream))).await {
             Ok(Ok(tls_stream)) => {
@@ -335,7 +343,9 @@ async fn close<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, linger: bool) {
         return;
     }
     let discard = async {
-        let mut sink = [0u8; 4096];
+        // On the heap: a buffer on the stack would enlarge every connection's future by its
+        // size, although only rejected connections linger.
+        let mut sink = vec![0u8; 4096];
         let mut total = 0;
         while total < LINGER_MAX_BYTES {
             match io.read(&mut sink).await {

@@ -180,7 +180,9 @@ impl UpstreamClient {
             }
             None => None,
         };
-        let response = self.send_with_retry(request, deadline, timeout).await?;
+        // Boxed, so a request queued for a slot above keeps only this function's small state.
+        // The sending state is several times larger and exists only for requests in flight.
+        let response = Box::pin(self.send_with_retry(request, deadline, timeout)).await?;
         Ok(response.map(|body| UpstreamBody {
             inner: body,
             _slot: slot,

@@ -1,7 +1,7 @@
 //! Claim checks on a payload whose signature has been verified (RFC 7519 section 4.1 and
 //! RFC 9068): issuer, expiry, not-before, issued-at, audience, and the identity claims.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -10,11 +10,13 @@ use super::VerifiedToken;
 use crate::config::ProviderConfig;
 
 /// Checks the claims against `provider` at `now` (seconds since the Unix epoch) and builds the
-/// verified token. `leeway` widens `exp` and `nbf` by the provider's allowed clock skew.
+/// verified token, whose `issuer` is `issuer_text`, the provider's issuer as shared text.
+/// `leeway` widens `exp` and `nbf` by the provider's allowed clock skew.
 pub fn check(
     payload: Map<String, Value>,
     payload_json: Vec<u8>,
     provider: &ProviderConfig,
+    issuer_text: Arc<str>,
     now: i64,
 ) -> Result<VerifiedToken, VerifyError> {
     let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
@@ -67,7 +69,7 @@ pub fn check(
     };
 
     Ok(VerifiedToken {
-        issuer: provider.issuer.clone(),
+        issuer: issuer_text,
         subject,
         client_id,
         scopes,

@@ -94,7 +94,7 @@ async fn valid_tokens_of_each_family() {
             .verify(&key.sign(&claims_at(NOW)))
             .await
             .unwrap_or_else(|err| panic!("{:?} token rejected: {err}", key.algorithm));
-        assert_eq!(verified.issuer, ISSUER);
+        assert_eq!(&*verified.issuer, ISSUER);
         assert_eq!(verified.subject.as_deref(), Some("peter"));
         assert_eq!(verified.client_id.as_deref(), Some("applicationid"));
         assert_eq!(verified.scopes, ["foo", "bar"]);
