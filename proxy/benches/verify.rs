@@ -76,6 +76,16 @@ fn verification(c: &mut Criterion) {
             })
         });
 
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("parse_only", name), |b| {
+            b.iter(|| {
+                next = (next + 1) % TOKENS;
+                let token = portcullis::verify::parse_token(&tokens[next]).unwrap();
+                token.claims().unwrap();
+                token
+            })
+        });
+
         let public_key = parsed_public_key(&keys[0], algorithm);
         let signed: Vec<(&str, Vec<u8>)> = tokens
             .iter()

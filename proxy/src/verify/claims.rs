@@ -3,9 +3,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::{Map, Value};
+use super::json::Field;
 
 use super::error::VerifyError;
+use super::token::Claims;
 use super::VerifiedToken;
 use crate::config::ProviderConfig;
 
@@ -13,22 +14,22 @@ use crate::config::ProviderConfig;
 /// verified token, whose `issuer` is `issuer_text`, the provider's issuer as shared text.
 /// `leeway` widens `exp` and `nbf` by the provider's allowed clock skew.
 pub fn check(
-    payload: Map<String, Value>,
-    payload_json: Vec<u8>,
+    payload: &Claims<'_>,
+    payload_json: &[u8],
     provider: &ProviderConfig,
     issuer_text: Arc<str>,
     now: i64,
 ) -> Result<VerifiedToken, VerifyError> {
     let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
 
-    let issuer = payload.get("iss").and_then(Value::as_str);
+    let issuer = payload.iss.as_ref().and_then(Field::as_str);
     if issuer != Some(provider.issuer.as_str()) {
         return Err(VerifyError::WrongIssuer {
             issuer: issuer.map(str::to_owned),
         });
     }
 
-    let expires_at = match payload.get("exp") {
+    let expires_at = match &payload.exp {
         Some(value) => numeric_date("exp", value)?,
         None => {
             return Err(VerifyError::InvalidClaim {
@@ -42,27 +43,28 @@ pub fn check(
             expired_at: expires_at,
         });
     }
-    if let Some(value) = payload.get("nbf") {
+    if let Some(value) = &payload.nbf {
         let not_before = numeric_date("nbf", value)?;
         if not_before.saturating_sub(leeway) > now {
             return Err(VerifyError::NotYetValid { not_before });
         }
     }
     let issued_at = payload
-        .get("iat")
+        .iat
+        .as_ref()
         .map(|value| numeric_date("iat", value))
         .transpose()?;
     if let Some(max) = provider.max_token_lifetime {
         check_lifetime(issued_at, expires_at, max.as_secs(), leeway, now)?;
     }
 
-    check_audience(payload.get("aud"), &provider.audiences)?;
+    check_audience(payload.aud.as_ref(), &provider.audiences)?;
 
-    let subject = optional_string(&payload, "sub")?;
-    let client_id = optional_string(&payload, "client_id")?;
-    let scopes = match payload.get("scope") {
+    let subject = optional_string(payload.sub.as_ref(), "sub")?;
+    let client_id = optional_string(payload.client_id.as_ref(), "client_id")?;
+    let scopes = match &payload.scope {
         Some(value) => scope_list("scope", value)?,
-        None => match payload.get("scp") {
+        None => match &payload.scp {
             Some(value) => scope_list("scp", value)?,
             None => Vec::new(),
         },
@@ -73,7 +75,7 @@ pub fn check(
         subject,
         client_id,
         scopes,
-        claims_json: payload_json.into_boxed_slice(),
+        claims_json: Box::from(payload_json),
         claims: OnceLock::new(),
         expires_at: u64::try_from(expires_at).unwrap_or(0),
         identity_headers: OnceLock::new(),
@@ -112,8 +114,8 @@ fn check_lifetime(
 /// Reads a NumericDate: a JSON number of seconds since the Unix epoch. A fraction is dropped,
 /// rounding toward the past, and values outside the `i64` range saturate. A string that
 /// contains digits is not a number and fails.
-fn numeric_date(claim: &'static str, value: &Value) -> Result<i64, VerifyError> {
-    let Value::Number(number) = value else {
+fn numeric_date(claim: &'static str, value: &Field<'_>) -> Result<i64, VerifyError> {
+    let Field::Number(number) = value else {
         return Err(VerifyError::InvalidClaim {
             claim,
             problem: "is not a number",
@@ -132,14 +134,11 @@ fn numeric_date(claim: &'static str, value: &Value) -> Result<i64, VerifyError> 
 
 /// Accepts `aud` as a string or an array of strings that contains one of `expected`, compared
 /// exactly and case-sensitively. Missing, null, empty, numeric and nested values fail.
-fn check_audience(value: Option<&Value>, expected: &[String]) -> Result<(), VerifyError> {
+fn check_audience(value: Option<&Field<'_>>, expected: &[String]) -> Result<(), VerifyError> {
     let matches = |audience: &str| expected.iter().any(|wanted| wanted == audience);
     let accepted = match value {
-        Some(Value::String(audience)) => matches(audience),
-        Some(Value::Array(items)) => {
-            items.iter().all(Value::is_string)
-                && items.iter().filter_map(Value::as_str).any(matches)
-        }
+        Some(Field::String(audience)) => matches(audience),
+        Some(Field::Strings(items)) => items.iter().any(|audience| matches(audience)),
         _ => false,
     };
     if accepted {
@@ -152,12 +151,12 @@ fn check_audience(value: Option<&Value>, expected: &[String]) -> Result<(), Veri
 }
 
 fn optional_string(
-    payload: &Map<String, Value>,
+    value: Option<&Field<'_>>,
     claim: &'static str,
 ) -> Result<Option<String>, VerifyError> {
-    match payload.get(claim) {
+    match value {
         None => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Field::String(text)) => Ok(Some(text.clone().into_owned())),
         Some(_) => Err(VerifyError::InvalidClaim {
             claim,
             problem: "is not a string",
@@ -167,21 +166,17 @@ fn optional_string(
 
 /// Reads scopes from a space-separated string (RFC 8693 `scope`) or an array of strings (the
 /// `scp` form some issuers use). Empty entries from repeated spaces are dropped.
-fn scope_list(claim: &'static str, value: &Value) -> Result<Vec<String>, VerifyError> {
-    let invalid = VerifyError::InvalidClaim {
-        claim,
-        problem: "is neither a space-separated string nor an array of strings",
-    };
+fn scope_list(claim: &'static str, value: &Field<'_>) -> Result<Vec<String>, VerifyError> {
     match value {
-        Value::String(text) => Ok(text
+        Field::String(text) => Ok(text
             .split(' ')
             .filter(|scope| !scope.is_empty())
             .map(str::to_owned)
             .collect()),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned).ok_or(invalid.clone()))
-            .collect(),
-        _ => Err(invalid),
+        Field::Strings(items) => Ok(items.iter().map(|item| item.to_string()).collect()),
+        _ => Err(VerifyError::InvalidClaim {
+            claim,
+            problem: "is neither a space-separated string nor an array of strings",
+        }),
     }
 }

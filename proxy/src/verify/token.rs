@@ -1,12 +1,10 @@
 //! Parsing a JWS in compact serialization (RFC 7515 section 7.1) without trusting it yet.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value};
 
+use super::base64url;
 use super::error::VerifyError;
-use super::json::parse_object;
+use super::json::{object_members, Field};
 use crate::config::parse_algorithm;
 
 /// Maximum token length in bytes. Access tokens are a few hundred bytes to a few KiB, and the
@@ -24,9 +22,57 @@ pub struct UnverifiedToken<'a> {
     pub kid: Option<String>,
     /// The header `typ`, as written.
     pub typ: Option<String>,
-    pub payload: Map<String, Value>,
-    /// The payload's JSON text, decoded from base64url; `payload` is its parse.
+    /// The payload's JSON text, decoded from base64url; [`UnverifiedToken::claims`] reads it.
     pub payload_json: Vec<u8>,
+}
+
+/// The payload members that verification reads, borrowed from the payload text.
+#[derive(Debug)]
+pub struct Claims<'a> {
+    pub iss: Option<Field<'a>>,
+    pub exp: Option<Field<'a>>,
+    pub nbf: Option<Field<'a>>,
+    pub iat: Option<Field<'a>>,
+    pub aud: Option<Field<'a>>,
+    pub sub: Option<Field<'a>>,
+    pub client_id: Option<Field<'a>>,
+    pub scope: Option<Field<'a>>,
+    pub scp: Option<Field<'a>>,
+}
+
+impl UnverifiedToken<'_> {
+    /// Parses the payload as a JSON object, rejecting a repeated member at any depth, and
+    /// returns the claims that verification checks. The other members are checked and
+    /// dropped; [`crate::verify::VerifiedToken::claims`] parses them all when a route needs
+    /// them.
+    pub fn claims(&self) -> Result<Claims<'_>, VerifyError> {
+        let [iss, exp, nbf, iat, aud, sub, client_id, scope, scp] = object_members(
+            &self.payload_json,
+            [
+                "iss",
+                "exp",
+                "nbf",
+                "iat",
+                "aud",
+                "sub",
+                "client_id",
+                "scope",
+                "scp",
+            ],
+        )
+        .map_err(|problem| VerifyError::malformed(format!("the payload is {problem}")))?;
+        Ok(Claims {
+            iss,
+            exp,
+            nbf,
+            iat,
+            aud,
+            sub,
+            client_id,
+            scope,
+            scp,
+        })
+    }
 }
 
 /// Splits `token` into its three segments, decodes them strictly and reads the header.
@@ -48,42 +94,46 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
             "the token is longer than {MAX_TOKEN_BYTES} bytes"
         )));
     }
-    let segments: Vec<&str> = token.split('.').collect();
-    let [header_text, payload_text, signature] = segments.as_slice() else {
+    let mut segments = token.splitn(4, '.');
+    let (Some(header_text), Some(payload_text), Some(signature), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
         return Err(VerifyError::malformed(format!(
             "expected 3 dot-separated segments, found {}",
-            segments.len()
+            token.split('.').count()
         )));
     };
     let signing_input = &token[..header_text.len() + 1 + payload_text.len()];
 
-    let header = parse_object(&decode_segment("header", header_text)?)
+    let header_json = decode_segment("header", header_text)?;
+    let [alg, kid, typ, crit] = object_members(&header_json, ["alg", "kid", "typ", "crit"])
         .map_err(|problem| VerifyError::malformed(format!("the header is {problem}")))?;
     let payload_json = decode_segment("payload", payload_text)?;
-    let payload = parse_object(&payload_json)
-        .map_err(|problem| VerifyError::malformed(format!("the payload is {problem}")))?;
     let signature = decode_segment("signature", signature)?;
 
-    let algorithm = match header.get("alg") {
-        Some(Value::String(name)) => {
-            parse_algorithm(name).ok_or_else(|| VerifyError::AlgorithmNotAllowed {
-                algorithm: name.clone(),
+    let algorithm = match alg {
+        Some(Field::String(name)) => {
+            parse_algorithm(&name).ok_or_else(|| VerifyError::AlgorithmNotAllowed {
+                algorithm: name.into_owned(),
             })?
         }
         Some(_) => return Err(VerifyError::malformed("the header alg is not a string")),
         None => return Err(VerifyError::malformed("the header has no alg")),
     };
-    let kid = match header.get("kid") {
-        Some(Value::String(kid)) => Some(kid.clone()),
+    let kid = match kid {
+        Some(Field::String(kid)) => Some(kid.into_owned()),
         Some(_) => return Err(VerifyError::malformed("the header kid is not a string")),
         None => None,
     };
-    let typ = match header.get("typ") {
-        Some(Value::String(typ)) => Some(typ.clone()),
+    let typ = match typ {
+        Some(Field::String(typ)) => Some(typ.into_owned()),
         Some(_) => return Err(VerifyError::malformed("the header typ is not a string")),
         None => None,
     };
-    if header.contains_key("crit") {
+    if crit.is_some() {
         return Err(VerifyError::malformed(
             "the header marks extensions as critical (crit), which are not supported",
         ));
@@ -95,7 +145,6 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
         algorithm,
         kid,
         typ,
-        payload,
         payload_json,
     })
 }
@@ -108,7 +157,7 @@ fn decode_segment(name: &str, text: &str) -> Result<Vec<u8>, VerifyError> {
             "the {name} segment is empty"
         )));
     }
-    URL_SAFE_NO_PAD.decode(text).map_err(|_| {
+    base64url::decode(text.as_bytes()).map_err(|_| {
         VerifyError::malformed(format!(
             "the {name} segment is not canonical unpadded base64url"
         ))

@@ -1,0 +1,137 @@
+//! Strict base64url decoding (RFC 4648 section 5, without padding) for token segments.
+//!
+//! Each byte string has exactly one accepted spelling: padding, characters outside the
+//! URL-safe alphabet and non-zero bits after the last whole byte are all rejected. A token's
+//! three segments are decoded on every cache miss, so this is a plain table lookup per
+//! character rather than a general-purpose engine with configurable rules.
+
+/// Marks a byte that is not in the base64url alphabet. Every valid value is below 64, so a
+/// group of four is valid exactly when no value has either of the top two bits set.
+const INVALID: u8 = 0xff;
+
+/// The 6-bit value of each base64url character.
+static VALUES: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut table = [INVALID; 256];
+    let mut index = 0;
+    while index < alphabet.len() {
+        // `index` is below 64, so the value fits in a byte (a const context allows no
+        // `try_from`).
+        table[alphabet[index] as usize] = index as u8;
+        index += 1;
+    }
+    table
+};
+
+/// The error for text that is not canonical unpadded base64url.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotCanonical;
+
+/// Decodes unpadded base64url `text`.
+pub fn decode(text: &[u8]) -> Result<Vec<u8>, NotCanonical> {
+    let whole_groups = text.len() / 4;
+    let tail_bytes = match text.len() % 4 {
+        0 => 0,
+        2 => 1,
+        3 => 2,
+        // One character carries 6 bits, not enough for a byte.
+        _ => return Err(NotCanonical),
+    };
+    let mut out = vec![0u8; whole_groups * 3 + tail_bytes];
+
+    let (groups, tail) = text.split_at(whole_groups * 4);
+    let (whole_out, tail_out) = out.split_at_mut(whole_groups * 3);
+    for (group, bytes) in groups.chunks_exact(4).zip(whole_out.chunks_exact_mut(3)) {
+        let [a, b, c, d] = [group[0], group[1], group[2], group[3]].map(value);
+        if (a | b | c | d) & 0xc0 != 0 {
+            return Err(NotCanonical);
+        }
+        let bits = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        let [_, first, second, third] = bits.to_be_bytes();
+        bytes.copy_from_slice(&[first, second, third]);
+    }
+
+    match *tail {
+        [] => {}
+        [a, b] => {
+            let [a, b] = [a, b].map(value);
+            // Two characters carry 12 bits: one byte and 4 bits that must be zero.
+            if (a | b) & 0xc0 != 0 || b & 0x0f != 0 {
+                return Err(NotCanonical);
+            }
+            tail_out[0] = a << 2 | b >> 4;
+        }
+        [a, b, c] => {
+            let [a, b, c] = [a, b, c].map(value);
+            // Three characters carry 18 bits: two bytes and 2 bits that must be zero.
+            if (a | b | c) & 0xc0 != 0 || c & 0x03 != 0 {
+                return Err(NotCanonical);
+            }
+            tail_out[0] = a << 2 | b >> 4;
+            tail_out[1] = b << 4 | c >> 2;
+        }
+        _ => return Err(NotCanonical),
+    }
+    Ok(out)
+}
+
+fn value(character: u8) -> u8 {
+    VALUES[usize::from(character)]
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    use super::*;
+
+    #[test]
+    fn decodes_like_reference_engine() {
+        // Every length from 0 to 64 bytes, with byte values covering the whole alphabet.
+        for length in 0..=64usize {
+            let bytes: Vec<u8> = (0..length).map(|i| (i * 37 + length) as u8).collect();
+            let text = URL_SAFE_NO_PAD.encode(&bytes);
+            assert_eq!(decode(text.as_bytes()), Ok(bytes), "length {length}");
+        }
+    }
+
+    #[test]
+    fn every_character_round_trips() {
+        let text = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = decode(text.as_bytes()).expect("the whole alphabet");
+        assert_eq!(URL_SAFE_NO_PAD.encode(bytes), text);
+    }
+
+    #[test]
+    fn rejects_non_canonical_text() {
+        let cases = [
+            "eyJhIjoxfQ==", // padding
+            "eyJhIjoxfQ=",
+            "ab+c", // standard alphabet
+            "ab/c",
+            "ab c", // whitespace
+            "abc\n",
+            "a", // one character is not a byte
+            "abcde",
+            "QR",  // non-zero trailing bits after one byte
+            "QUJ", // non-zero trailing bits after two bytes
+            "ab.c",
+            "é",
+        ];
+        for text in cases {
+            assert_eq!(decode(text.as_bytes()), Err(NotCanonical), "{text:?}");
+            assert!(
+                URL_SAFE_NO_PAD.decode(text).is_err(),
+                "reference accepts {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_zero_trailing_bits() {
+        assert_eq!(decode(b"QQ"), Ok(b"A".to_vec()));
+        assert_eq!(decode(b"QUI"), Ok(b"AB".to_vec()));
+        assert_eq!(decode(b""), Ok(Vec::new()));
+    }
+}
