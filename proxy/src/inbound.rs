@@ -221,7 +221,7 @@ impl State {
             }
             Err(err) => {
                 let kind = err.kind();
-                tracing::warn!(upstream = %self.upstream, error = %err, "forwarding to the app failed");
+                tracing::warn!(peer = %connection.peer, upstream = %self.upstream, error = %err, "forwarding to the app failed");
                 metrics
                     .upstream_errors
                     .with_label_values(&[Direction::Inbound.label(), kind.label()])

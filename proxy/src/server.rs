@@ -187,7 +187,9 @@ impl<H: Handler> Server<H> {
                             settings,
                             drain: drain.subscribe(),
                         };
-                        let span = tracing::info_span!("connection", listener = self.name, %peer);
+                        // A debug span: at info level, a span per connection would cost about
+                        // 1 KiB each, and the info lines of a connection name the peer anyway.
+                        let span = tracing::debug_span!("connection", listener = self.name, %peer);
                         let accepted = Instant::now();
                         connections.spawn(
                             async move {

@@ -162,7 +162,7 @@ impl Verifier {
         let entry = CacheEntry {
             token: Arc::clone(&token),
             provider: verified.provider,
-            kid: verified.kid,
+            had_kid: verified.kid.is_some(),
             key: verified.key,
             generation: verified.generation,
             usable_until: verified.usable_until,

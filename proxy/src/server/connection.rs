@@ -76,9 +76,9 @@ impl<H: Handler> Listener<H> {
             }
             // Logged at info: a rejected client certificate shows up here, and it is the
             // first thing to look for when mutual TLS clients cannot connect.
-            Ok(Err(err)) => tracing::info!(error = %err, "TLS handshake failed"),
+            Ok(Err(err)) => tracing::info!(%peer, error = %err, "TLS handshake failed"),
             Err(_elapsed) => {
-                tracing::info!(timeout = ?handshake_timeout, "TLS handshake timed out; closing")
+                tracing::info!(%peer, timeout = ?handshake_timeout, "TLS handshake timed out; closing")
             }
         }
     }

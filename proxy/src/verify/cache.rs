@@ -26,8 +26,9 @@ pub fn hash_token(token: &str) -> TokenHash {
 pub struct CacheEntry {
     pub token: Arc<VerifiedToken>,
     pub provider: ProviderId,
-    /// The token's `kid`, which chose `key`.
-    pub kid: Option<String>,
+    /// Whether the token named a `kid`. When it did, the kid equals `key.kid`, because keys are
+    /// chosen by kid, so the entry keeps only this flag instead of a copy of the text.
+    pub had_kid: bool,
     /// The key that verified the signature, compared with the issuer's current set.
     pub key: Arc<VerificationKey>,
     /// Generation of the key set `key` came from; while it is current, `key` is too.
@@ -113,13 +114,15 @@ fn key_still_current(entry: &CacheEntry, keys: &KeyStore) -> bool {
     if loaded.generation == entry.generation {
         return true;
     }
-    match &entry.kid {
-        Some(kid) => loaded
+    match (entry.had_kid, entry.key.kid.as_deref()) {
+        (true, Some(kid)) => loaded
             .set
             .by_kid(kid)
             .iter()
             .any(|key| key.same_as(&entry.key)),
-        None => loaded
+        // A key chosen by kid has that kid, so this cannot happen; it would not be reused.
+        (true, None) => false,
+        (false, _) => loaded
             .set
             .only_key()
             .is_some_and(|key| key.same_as(&entry.key)),

@@ -148,14 +148,19 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<N> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut members = [const { None }; N];
-        let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(16);
+        let mut members: [Option<Field<'de>>; N] = [const { None }; N];
+        // A named member that is already set is a repeat, so only the others are recorded.
+        let mut others: Vec<Cow<'de, str>> = Vec::new();
         while let Some(Text(name)) = access.next_key()? {
-            let wanted = self.names.iter().position(|wanted| *wanted == name);
-            record_name(&mut seen, name)?;
-            match wanted {
-                Some(index) => members[index] = Some(access.next_value::<FieldValue>()?.0),
+            match self.names.iter().position(|wanted| *wanted == name) {
+                Some(index) => {
+                    if members[index].is_some() {
+                        return Err(de::Error::custom(format_args!("duplicate member {name:?}")));
+                    }
+                    members[index] = Some(access.next_value::<FieldValue>()?.0);
+                }
                 None => {
+                    record_name(&mut others, name)?;
                     access.next_value::<Checked>()?;
                 }
             }
