@@ -83,7 +83,7 @@ pub enum KeyLookupError {
 /// The keys a token may be verified with, and the generation of the set they came from.
 #[derive(Debug)]
 pub struct KeyMatch {
-    pub candidates: Vec<Arc<VerificationKey>>,
+    pub candidates: Arc<[Arc<VerificationKey>]>,
     pub generation: u64,
 }
 
@@ -217,9 +217,9 @@ impl KeyStore {
         let fetches_seen = provider.finished_fetches.load(Ordering::Acquire);
         let loaded = provider.current().ok_or(KeyLookupError::NotLoaded)?;
         let Some(kid) = kid else {
-            return match loaded.set.only_key() {
-                Some(key) => Ok(KeyMatch {
-                    candidates: vec![Arc::clone(key)],
+            return match loaded.set.only_key_group() {
+                Some(candidates) => Ok(KeyMatch {
+                    candidates,
                     generation: loaded.generation,
                 }),
                 None => Err(KeyLookupError::KidRequired(loaded.set.len())),
@@ -420,12 +420,8 @@ fn loggable_kid(kid: &str) -> String {
 }
 
 fn lookup_kid(loaded: &LoadedKeys, kid: &str) -> Option<KeyMatch> {
-    let candidates = loaded.set.by_kid(kid);
-    if candidates.is_empty() {
-        return None;
-    }
     Some(KeyMatch {
-        candidates: candidates.to_vec(),
+        candidates: loaded.set.kid_group(kid)?,
         generation: loaded.generation,
     })
 }

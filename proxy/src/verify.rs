@@ -75,9 +75,9 @@ fn system_clock() -> i64 {
 /// Verifies bearer tokens against the configured providers.
 pub struct Verifier {
     keys: Arc<KeyStore>,
-    /// Each provider by issuer, with the issuer once more as shared text that every token it
-    /// verifies points to instead of holding a copy.
-    providers: HashMap<String, (Arc<str>, ProviderConfig)>,
+    /// Each provider by issuer, with its place in `keys` and the issuer once more as shared
+    /// text, which every token it verifies points to instead of holding a copy.
+    providers: HashMap<String, Provider>,
     /// `None` when `cache.max_entries` is 0.
     cache: Option<TokenCache>,
     metrics: Metrics,
@@ -85,6 +85,13 @@ pub struct Verifier {
     /// a labelled series hashes the label and takes a lock, on every accepted request.
     valid: IntCounter,
     clock: Clock,
+}
+
+/// A configured provider as the verifier looks it up.
+struct Provider {
+    id: ProviderId,
+    issuer: Arc<str>,
+    config: ProviderConfig,
 }
 
 /// A token that passed every check, with the key that verified it.
@@ -106,15 +113,23 @@ impl Verifier {
         cache: &CacheConfig,
         metrics: Metrics,
     ) -> Verifier {
+        let providers = providers
+            .iter()
+            .filter_map(|config| {
+                // The key store was built from the same list, so every issuer is in it; a
+                // provider missing there would reject its tokens as from an unknown issuer.
+                let id = keys.provider(&config.issuer)?;
+                let provider = Provider {
+                    id,
+                    issuer: Arc::from(config.issuer.as_str()),
+                    config: config.clone(),
+                };
+                Some((config.issuer.clone(), provider))
+            })
+            .collect();
         Verifier {
             keys,
-            providers: providers
-                .iter()
-                .map(|provider| {
-                    let shared = Arc::from(provider.issuer.as_str());
-                    (provider.issuer.clone(), (shared, provider.clone()))
-                })
-                .collect(),
+            providers,
             cache: (cache.max_entries > 0).then(|| TokenCache::new(cache.max_entries)),
             valid: metrics.verifications.with_label_values(&["valid"]),
             metrics,
@@ -181,13 +196,17 @@ impl Verifier {
         let Some(issuer) = claims.iss.as_ref().and_then(json::Field::as_str) else {
             return Err(VerifyError::WrongIssuer { issuer: None });
         };
-        let (Some((shared_issuer, provider)), Some(provider_id)) =
-            (self.providers.get(issuer), self.keys.provider(issuer))
+        let Some(Provider {
+            id: provider_id,
+            issuer: shared_issuer,
+            config: provider,
+        }) = self.providers.get(issuer)
         else {
             return Err(VerifyError::WrongIssuer {
                 issuer: Some(issuer.to_owned()),
             });
         };
+        let provider_id = *provider_id;
 
         let algorithm = unverified.algorithm;
         if !provider.algorithms.contains(&algorithm) {
@@ -239,13 +258,9 @@ impl Verifier {
         }
 
         let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
-        let token = claims::check(
-            &claims,
-            &unverified.payload_json,
-            provider,
-            Arc::clone(shared_issuer),
-            now,
-        )?;
+        let mut token = claims::check(&claims, provider, Arc::clone(shared_issuer), now)?;
+        // The decoded payload is exactly its length, so this keeps its buffer without a copy.
+        token.claims_json = unverified.payload_json.into_boxed_slice();
         let kid = unverified.kid;
         let expires_at = i64::try_from(token.expires_at).unwrap_or(i64::MAX);
         Ok(Verified {

@@ -105,20 +105,28 @@ impl VerificationKey {
 /// The usable keys of one provider, as loaded by one successful fetch.
 #[derive(Debug, Default)]
 pub struct KeySet {
-    keys: Vec<Arc<VerificationKey>>,
-    by_kid: HashMap<String, Vec<Arc<VerificationKey>>>,
+    keys: Arc<[Arc<VerificationKey>]>,
+    /// The keys of each `kid`, shared so that a lookup hands them out without a copy.
+    by_kid: HashMap<String, Arc<[Arc<VerificationKey>]>>,
 }
 
 impl KeySet {
     /// Builds a set from parsed keys, in JWKS order.
     pub fn new(keys: Vec<VerificationKey>) -> KeySet {
-        let keys: Vec<Arc<VerificationKey>> = keys.into_iter().map(Arc::new).collect();
-        let mut by_kid: HashMap<String, Vec<Arc<VerificationKey>>> = HashMap::new();
-        for key in &keys {
+        let keys: Arc<[Arc<VerificationKey>]> = keys.into_iter().map(Arc::new).collect();
+        let mut grouped: HashMap<String, Vec<Arc<VerificationKey>>> = HashMap::new();
+        for key in keys.iter() {
             if let Some(kid) = &key.kid {
-                by_kid.entry(kid.clone()).or_default().push(Arc::clone(key));
+                grouped
+                    .entry(kid.clone())
+                    .or_default()
+                    .push(Arc::clone(key));
             }
         }
+        let by_kid = grouped
+            .into_iter()
+            .map(|(kid, group)| (kid, Arc::from(group)))
+            .collect();
         KeySet { keys, by_kid }
     }
 
@@ -133,13 +141,27 @@ impl KeySet {
     /// Returns the keys whose `kid` is exactly `kid`. Several keys may share a `kid` when
     /// they belong to different families.
     pub fn by_kid(&self, kid: &str) -> &[Arc<VerificationKey>] {
-        self.by_kid.get(kid).map(Vec::as_slice).unwrap_or_default()
+        self.by_kid
+            .get(kid)
+            .map(|group| &group[..])
+            .unwrap_or_default()
+    }
+
+    /// Returns the keys whose `kid` is exactly `kid` as a shared list, or `None` if there are
+    /// none.
+    pub fn kid_group(&self, kid: &str) -> Option<Arc<[Arc<VerificationKey>]>> {
+        self.by_kid.get(kid).cloned()
+    }
+
+    /// Returns the set's only key as a shared list of one, like [`KeySet::only_key`].
+    pub fn only_key_group(&self) -> Option<Arc<[Arc<VerificationKey>]>> {
+        (self.keys.len() == 1).then(|| Arc::clone(&self.keys))
     }
 
     /// Returns the only key of the set, for tokens without a `kid`. Returns `None` when the set
     /// contains several keys, because the choice would be a guess.
     pub fn only_key(&self) -> Option<&Arc<VerificationKey>> {
-        match self.keys.as_slice() {
+        match &self.keys[..] {
             [key] => Some(key),
             _ => None,
         }

@@ -15,7 +15,6 @@ use crate::config::ProviderConfig;
 /// `leeway` widens `exp` and `nbf` by the provider's allowed clock skew.
 pub fn check(
     payload: &Claims<'_>,
-    payload_json: &[u8],
     provider: &ProviderConfig,
     issuer_text: Arc<str>,
     now: i64,
@@ -75,7 +74,8 @@ pub fn check(
         subject,
         client_id,
         scopes,
-        claims_json: Box::from(payload_json),
+        // Filled in by the caller, which owns the text `payload` borrows from.
+        claims_json: Box::default(),
         claims: OnceLock::new(),
         expires_at: u64::try_from(expires_at).unwrap_or(0),
         identity_headers: OnceLock::new(),
