@@ -153,7 +153,7 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<N> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         let mut members: [Option<Field<'de>>; N] = [const { None }; N];
         // A named member that is already set is a repeat, so only the others are recorded.
-        let mut others: Vec<Cow<'de, str>> = Vec::new();
+        let mut others = SeenNames::new();
         while let Some(Text(name)) = access.next_key()? {
             match self
                 .names
@@ -167,7 +167,7 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<N> {
                     members[index] = Some(access.next_value::<FieldValue>()?.0);
                 }
                 None => {
-                    record_name(&mut others, name)?;
+                    others.insert(name)?;
                     access.next_value::<Checked>()?;
                 }
             }
@@ -184,17 +184,45 @@ fn same_name(wanted: &str, name: &str) -> bool {
         && wanted == name
 }
 
-/// Adds `name` to the member names `seen` in one object, or fails if it is already there.
-/// Token objects have a handful of members, so a linear search is the fastest lookup.
-fn record_name<'a, E: de::Error>(
-    seen: &mut Vec<Cow<'a, str>>,
-    name: Cow<'a, str>,
-) -> Result<(), E> {
-    if seen.contains(&name) {
-        return Err(E::custom(format_args!("duplicate member {name:?}")));
+/// Member names seen so far in one object, to reject a repeat. Token objects have a handful
+/// of members, so a linear search is the fastest lookup, and names without escapes are kept
+/// as borrowed text in a small array, which needs no allocation.
+struct SeenNames<'a> {
+    borrowed: [&'a str; SeenNames::BORROWED],
+    count: usize,
+    /// Names with escapes, and names beyond the array.
+    more: Vec<Cow<'a, str>>,
+}
+
+impl<'a> SeenNames<'a> {
+    const BORROWED: usize = 8;
+
+    fn new() -> Self {
+        SeenNames {
+            borrowed: [""; SeenNames::BORROWED],
+            count: 0,
+            more: Vec::new(),
+        }
     }
-    seen.push(name);
-    Ok(())
+
+    /// Records `name`, or fails if the object already had a member of that name.
+    fn insert<E: de::Error>(&mut self, name: Cow<'a, str>) -> Result<(), E> {
+        let repeated = self.borrowed[..self.count]
+            .iter()
+            .any(|seen| same_name(seen, &name))
+            || self.more.contains(&name);
+        if repeated {
+            return Err(E::custom(format_args!("duplicate member {name:?}")));
+        }
+        match name {
+            Cow::Borrowed(text) if self.count < SeenNames::BORROWED => {
+                self.borrowed[self.count] = text;
+                self.count += 1;
+            }
+            other => self.more.push(other),
+        }
+        Ok(())
+    }
 }
 
 /// A string read without copying when the JSON text contains it unescaped.
@@ -348,9 +376,9 @@ impl<'de> Visitor<'de> for CheckedVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Checked, A::Error> {
-        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        let mut seen = SeenNames::new();
         while let Some(Text(name)) = access.next_key()? {
-            record_name(&mut seen, name)?;
+            seen.insert(name)?;
             access.next_value::<Checked>()?;
         }
         Ok(Checked)
@@ -411,9 +439,12 @@ mod tests {
 
     #[test]
     fn members_duplicates_rejected() {
-        let cases: [&[u8]; 6] = [
+        let cases: [&[u8]; 9] = [
             br#"{"sub":"alice","sub":"admin"}"#,
             br#"{"x":1,"x":2}"#,
+            br#"{"\u0078":1,"x":2}"#,
+            br#"{"x":1,"\u0078":2}"#,
+            br#"{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1,"i":2}"#,
             br#"{"x":{"b":1,"b":2}}"#,
             br#"{"x":[{"b":1,"b":2}]}"#,
             br#"{"sub":{"b":1,"b":2}}"#,
