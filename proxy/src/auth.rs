@@ -171,9 +171,15 @@ impl Authorizer {
     /// Builds the route table and the verifier from the configuration. `keys` must be built
     /// from `config.providers`.
     pub fn new(config: &Config, keys: Arc<KeyStore>, metrics: Metrics) -> Authorizer {
+        // Only claim requirements and claim headers read claims beyond the standard ones; a
+        // configuration without either lets cached tokens drop their payload text.
+        let needs_claims = !config.claim_headers.is_empty()
+            || config.routes.iter().any(|route| !route.claims.is_empty());
+        let verifier = Verifier::new(keys, &config.providers, &config.cache, metrics.clone())
+            .keep_claims(needs_claims);
         Authorizer {
             policy: RoutePolicy::new(config.routes.clone()),
-            verifier: Verifier::new(keys, &config.providers, &config.cache, metrics.clone()),
+            verifier,
             token_sources: config.token_sources.clone(),
             metrics,
         }

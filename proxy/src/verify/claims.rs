@@ -168,11 +168,13 @@ fn optional_string(
 /// `scp` form some issuers use). Empty entries from repeated spaces are dropped.
 fn scope_list(claim: &'static str, value: &Field<'_>) -> Result<Vec<String>, VerifyError> {
     match value {
-        Field::String(text) => Ok(text
-            .split(' ')
-            .filter(|scope| !scope.is_empty())
-            .map(str::to_owned)
-            .collect()),
+        Field::String(text) => {
+            let scopes = || text.split(' ').filter(|scope| !scope.is_empty());
+            // Sized exactly, because the list is kept with every cached token.
+            let mut list = Vec::with_capacity(scopes().count());
+            list.extend(scopes().map(str::to_owned));
+            Ok(list)
+        }
         Field::Strings(items) => Ok(items.iter().map(|item| item.to_string()).collect()),
         _ => Err(VerifyError::InvalidClaim {
             claim,

@@ -80,6 +80,22 @@ fn verification_count(metrics: &Metrics, result: &str) -> u64 {
 }
 
 #[tokio::test]
+async fn claims_dropped_unless_kept() {
+    let key = TestKey::rsa("rsa-1", 0);
+    let fx = fixture(&[&key]).await;
+    let token = key.sign(&claims_at(NOW));
+    let kept = fx.verifier.verify(&token).await.expect("valid token");
+    assert_eq!(kept.claims()["sub"], "peter");
+
+    let fx = fixture(&[&key]).await;
+    let verifier = fx.verifier.keep_claims(false);
+    let dropped = verifier.verify(&token).await.expect("valid token");
+    assert!(dropped.claims().is_empty(), "payload kept: {:?}", dropped.claims());
+    assert_eq!(dropped.subject.as_deref(), Some("peter"));
+    assert_eq!(dropped.scopes, ["foo", "bar"]);
+}
+
+#[tokio::test]
 async fn valid_tokens_of_each_family() {
     let keys = [
         TestKey::rsa("rsa-1", 0),
