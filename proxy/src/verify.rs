@@ -122,8 +122,9 @@ impl Verifier {
         let providers = providers
             .iter()
             .filter_map(|config| {
-                // The key store was built from the same list, so every issuer is in it; a
-                // provider missing there would reject its tokens as from an unknown issuer.
+                // The key store was built from the same list, so every issuer is in it. A
+                // provider missing there is left out, and its tokens fail as from an unknown
+                // issuer.
                 let id = keys.provider(&config.issuer)?;
                 let provider = Provider {
                     id,

@@ -120,7 +120,8 @@ fn key_still_current(entry: &CacheEntry, keys: &KeyStore) -> bool {
             .by_kid(kid)
             .iter()
             .any(|key| key.same_as(&entry.key)),
-        // A key chosen by kid has that kid, so this cannot happen; it would not be reused.
+        // Keys are chosen by kid, so an entry from a token with a kid has a key with that kid.
+        // Should one lack it, the entry is treated as stale.
         (true, None) => false,
         (false, _) => loaded
             .set
