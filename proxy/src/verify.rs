@@ -104,7 +104,8 @@ struct Provider {
 struct Verified {
     token: VerifiedToken,
     provider: ProviderId,
-    kid: Option<String>,
+    /// Whether the token named a `kid`.
+    had_kid: bool,
     key: Arc<VerificationKey>,
     generation: u64,
     usable_until: i64,
@@ -193,7 +194,7 @@ impl Verifier {
         let entry = CacheEntry {
             token: Arc::clone(&token),
             provider: verified.provider,
-            had_kid: verified.kid.is_some(),
+            had_kid: verified.had_kid,
             key: verified.key,
             generation: verified.generation,
             usable_until: verified.usable_until,
@@ -231,12 +232,12 @@ impl Verifier {
             });
         }
         if let Some(expected) = &provider.required_typ {
-            check_type(unverified.typ.as_deref(), expected)?;
+            check_type(unverified.typ(), expected)?;
         }
 
         let found = self
             .keys
-            .find_key(provider_id, unverified.kid.as_deref())
+            .find_key(provider_id, unverified.kid())
             .await
             .map_err(|err| match err {
                 KeyLookupError::NotLoaded => VerifyError::KeysUnavailable {
@@ -251,7 +252,7 @@ impl Verifier {
             .find(|key| key.accepts(algorithm))
             .cloned()
         else {
-            let kid = unverified.kid.clone();
+            let kid = unverified.kid().map(str::to_owned);
             // find_key never returns an empty match; an empty one would mean an unknown kid.
             return Err(match found.candidates.first() {
                 Some(first) => VerifyError::AlgorithmMismatch {
@@ -274,17 +275,17 @@ impl Verifier {
         }
 
         let leeway = i64::try_from(provider.leeway.as_secs()).unwrap_or(i64::MAX);
+        let had_kid = unverified.kid().is_some();
         let mut token = claims::check(&claims, provider, Arc::clone(shared_issuer), now)?;
         if self.keep_claims {
             // The decoded payload is exactly its length, so this keeps its buffer without a copy.
             token.claims_json = unverified.payload_json.into_boxed_slice();
         }
-        let kid = unverified.kid;
         let expires_at = i64::try_from(token.expires_at).unwrap_or(i64::MAX);
         Ok(Verified {
             token,
             provider: provider_id,
-            kid,
+            had_kid,
             key,
             generation: found.generation,
             usable_until: expires_at.saturating_add(leeway),

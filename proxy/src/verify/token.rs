@@ -1,5 +1,8 @@
 //! Parsing a JWS in compact serialization (RFC 7515 section 7.1) without trusting it yet.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use jsonwebtoken::Algorithm;
 
 use super::base64url;
@@ -19,9 +22,10 @@ pub struct UnverifiedToken<'a> {
     /// The third segment, decoded.
     pub signature: Vec<u8>,
     pub algorithm: Algorithm,
-    pub kid: Option<String>,
-    /// The header `typ`, as written.
-    pub typ: Option<String>,
+    /// The header's JSON text, which `kid` and `typ` usually point into.
+    header_json: Vec<u8>,
+    kid: Option<HeaderText>,
+    typ: Option<HeaderText>,
     /// The payload's JSON text, decoded from base64url; [`UnverifiedToken::claims`] reads it.
     pub payload_json: Vec<u8>,
 }
@@ -40,7 +44,47 @@ pub struct Claims<'a> {
     pub scp: Option<Field<'a>>,
 }
 
+/// A string from the header: where it lies in the header text, or a copy when it was
+/// written with escapes.
+#[derive(Debug)]
+enum HeaderText {
+    At(Range<usize>),
+    Copied(String),
+}
+
+impl HeaderText {
+    /// Locates `text`, read from `header_json`, without copying it when it is borrowed.
+    fn new(text: Cow<'_, str>, header_json: &[u8]) -> HeaderText {
+        let start = (text.as_ptr() as usize).checked_sub(header_json.as_ptr() as usize);
+        match (&text, start) {
+            (Cow::Borrowed(_), Some(start)) if start + text.len() <= header_json.len() => {
+                HeaderText::At(start..start + text.len())
+            }
+            _ => HeaderText::Copied(text.into_owned()),
+        }
+    }
+}
+
 impl UnverifiedToken<'_> {
+    /// The header `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.header_text(self.kid.as_ref())
+    }
+
+    /// The header `typ`, as written.
+    pub fn typ(&self) -> Option<&str> {
+        self.header_text(self.typ.as_ref())
+    }
+
+    fn header_text<'s>(&'s self, text: Option<&'s HeaderText>) -> Option<&'s str> {
+        match text? {
+            // The range came from a string borrowed from this text, so it holds whole UTF-8
+            // characters; the check cannot fail.
+            HeaderText::At(range) => std::str::from_utf8(self.header_json.get(range.clone())?).ok(),
+            HeaderText::Copied(text) => Some(text),
+        }
+    }
+
     /// Parses the payload as a JSON object, rejecting a repeated member at any depth, and
     /// returns the claims that verification checks. The other members are checked and
     /// dropped; [`crate::verify::VerifiedToken::claims`] parses them all when a route needs
@@ -124,12 +168,12 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
         None => return Err(VerifyError::malformed("the header has no alg")),
     };
     let kid = match kid {
-        Some(Field::String(kid)) => Some(kid.into_owned()),
+        Some(Field::String(kid)) => Some(HeaderText::new(kid, &header_json)),
         Some(_) => return Err(VerifyError::malformed("the header kid is not a string")),
         None => None,
     };
     let typ = match typ {
-        Some(Field::String(typ)) => Some(typ.into_owned()),
+        Some(Field::String(typ)) => Some(HeaderText::new(typ, &header_json)),
         Some(_) => return Err(VerifyError::malformed("the header typ is not a string")),
         None => None,
     };
@@ -143,6 +187,7 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
         signing_input,
         signature,
         algorithm,
+        header_json,
         kid,
         typ,
         payload_json,
@@ -162,4 +207,42 @@ fn decode_segment(name: &str, text: &str) -> Result<Vec<u8>, VerifyError> {
             "the {name} segment is not canonical unpadded base64url"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    use super::*;
+
+    fn token_with_header(header: &str) -> String {
+        format!("{}.e30.AA", URL_SAFE_NO_PAD.encode(header))
+    }
+
+    #[test]
+    fn header_strings_read_in_place() {
+        let token = token_with_header(r#"{"alg":"RS256","kid":"rsa-1","typ":"at+jwt"}"#);
+        let parsed = parse(&token).expect("valid token");
+        assert!(matches!(parsed.kid, Some(HeaderText::At(_))));
+        assert_eq!(parsed.kid(), Some("rsa-1"));
+        assert_eq!(parsed.typ(), Some("at+jwt"));
+    }
+
+    #[test]
+    fn escaped_header_strings_copied() {
+        let token = token_with_header(r#"{"alg":"RS256","kid":"rsa\u002d1","typ":"a\u0074+jwt"}"#);
+        let parsed = parse(&token).expect("valid token");
+        assert!(matches!(parsed.kid, Some(HeaderText::Copied(_))));
+        assert_eq!(parsed.kid(), Some("rsa-1"));
+        assert_eq!(parsed.typ(), Some("at+jwt"));
+    }
+
+    #[test]
+    fn absent_header_strings() {
+        let token = token_with_header(r#"{"alg":"ES256"}"#);
+        let parsed = parse(&token).expect("valid token");
+        assert_eq!(parsed.kid(), None);
+        assert_eq!(parsed.typ(), None);
+    }
 }
