@@ -66,20 +66,20 @@ impl HeaderText {
 }
 
 impl UnverifiedToken<'_> {
-    /// The header `kid`.
+    /// Returns the header `kid`.
     pub fn kid(&self) -> Option<&str> {
         self.header_text(self.kid.as_ref())
     }
 
-    /// The header `typ`, as written.
+    /// Returns the header `typ`, as written.
     pub fn typ(&self) -> Option<&str> {
         self.header_text(self.typ.as_ref())
     }
 
     fn header_text<'s>(&'s self, text: Option<&'s HeaderText>) -> Option<&'s str> {
         match text? {
-            // The range came from a string borrowed from this text, so it holds whole UTF-8
-            // characters; the check cannot fail.
+            // The range came from a string borrowed from this text, so it spans whole UTF-8
+            // characters and the check passes.
             HeaderText::At(range) => std::str::from_utf8(self.header_json.get(range.clone())?).ok(),
             HeaderText::Copied(text) => Some(text),
         }
