@@ -46,7 +46,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="signature algorithm of the tokens (default RS256; HAProxy 2.6 "
                              "has no EdDSA)")
     parser.add_argument("--unique-tokens", type=int,
-                        help="distinct tokens for unique_tokens (default: 25,000 per second "
+                        help="distinct tokens for unique_tokens (default: 40,000 per second "
                              "of the run)")
     parser.add_argument("--rate", type=int,
                         help="requests per second of fixed_rate (default: half the slowest "
