@@ -58,7 +58,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--proxy-cpu", type=int, default=0,
                         help="CPU every proxy is pinned to (default 0)")
     parser.add_argument("--load-cpu", type=int, default=1,
-                        help="CPU of the load generator and the app (default 1)")
+                        help="CPU of the load generator, and of the app unless --app-cpu "
+                             "is given (default 1)")
+    parser.add_argument("--app-cpu", type=int,
+                        help="CPU of the app, so that on a machine with three or more cores "
+                             "the app does not share a core with the load generator "
+                             "(default: the load generator's CPU)")
     parser.add_argument("--nice", type=int, default=0,
                         help="nice value (-20 to 19) of the app, the proxies and the load "
                              "generators, also set for their autogroup; a negative value, "
@@ -83,6 +88,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                      f"choose from {', '.join(CONTENDERS)}")
     if args.proxy_cpu == args.load_cpu:
         parser.error("--proxy-cpu and --load-cpu must differ, so the proxy has a core of its own")
+    if args.app_cpu is None:
+        args.app_cpu = args.load_cpu
+    elif args.app_cpu == args.proxy_cpu:
+        parser.error("--app-cpu and --proxy-cpu must differ, so the proxy has a core of its own")
     args.mode = "full"
     if args.quick:
         args.mode = "quick"
@@ -182,7 +191,7 @@ def measure(args, plan: Plan, programs, binaries, work: Path, started: float,
     upstream_port = free_port()
     upstream = Process("upstream", [str(binaries.bench_upstream), "--listen",
                                     f"127.0.0.1:{upstream_port}", "--jwks", str(tokens.jwks)],
-                       args.load_cpu, work / "upstream.log")
+                       args.app_cpu, work / "upstream.log")
     upstream.start()
     if not wait_until(lambda: http_get(upstream_port, "/.bench/requests").status == 200, 10):
         print(f"error: bench-upstream did not start:\n{upstream.log_tail()}", file=sys.stderr)

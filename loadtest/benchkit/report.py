@@ -38,6 +38,7 @@ def describe_run(args, plan, programs, binaries, tokens, started: float,
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
         "proxy_cpu": args.proxy_cpu,
         "load_cpu": args.load_cpu,
+        "app_cpu": args.app_cpu,
         "build": "debug" if args.debug_build else "deploy (fat LTO)",
         "nice": args.nice,
         "algorithm": tokens.algorithm,
@@ -254,8 +255,7 @@ def markdown(document: dict) -> str:
         f"{machine['memory_gib']} GiB RAM, Linux {machine['kernel']}. Load average "
         f"before {format_load(meta['load_average_before'])}, after "
         f"{format_load(meta['load_average_after'])}. Proxies pinned to CPU "
-        f"{meta['proxy_cpu']}; load generator and app to CPU {meta['load_cpu']}; nice "
-        f"value {meta.get('nice', 0)}.",
+        f"{meta['proxy_cpu']}; {pinning(meta)}; nice value {meta.get('nice', 0)}.",
         "",
         f"Tokens: {meta['algorithm']}, {meta['unique_tokens']} distinct tokens for "
         f"unique_tokens. Versions: "
@@ -307,3 +307,13 @@ def exit_status(document: dict, strict: bool) -> int:
     for problem in problems:
         print(f"error: {problem}")
     return 1 if problems else 0
+
+
+def pinning(meta: dict) -> str:
+    """Describe where the load generator and the app ran. Reports written before --app-cpu
+    existed have no app_cpu: the app then shared the load generator's CPU."""
+    load_cpu = meta["load_cpu"]
+    app_cpu = meta.get("app_cpu", load_cpu)
+    if app_cpu == load_cpu:
+        return f"load generator and app to CPU {load_cpu}"
+    return f"load generator to CPU {load_cpu}, app to CPU {app_cpu}"

@@ -151,6 +151,17 @@ class ChartTests(unittest.TestCase):
         del document["scenarios"]["fixed_rate"]
         xml.dom.minidom.parseString(chart.render(document))
 
+    def test_pinning_shared_load_core(self):
+        self.assertEqual(report.pinning({"load_cpu": 1, "app_cpu": 1}),
+                         "load generator and app to CPU 1")
+
+    def test_pinning_separate_app_core(self):
+        self.assertEqual(report.pinning({"load_cpu": 1, "app_cpu": 2}),
+                         "load generator to CPU 1, app to CPU 2")
+
+    def test_pinning_older_report(self):
+        self.assertEqual(report.pinning({"load_cpu": 1}), "load generator and app to CPU 1")
+
 
 if __name__ == "__main__":
     unittest.main()
