@@ -448,10 +448,36 @@ async fn encoding_variants_rejected() {
             header_text.clone(),
             format!("{{\"ctx\":{{\"a\":1,\"a\":2}},{rest}"),
         ),
+        (
+            "duplicate sub spelled with an escape",
+            header_text.clone(),
+            format!("{{\"\\u0073ub\":\"admin\",{rest}"),
+        ),
+        (
+            "duplicate kid spelled with an escape",
+            r#"{"alg":"ES256","kid":"other","\u006bid":"ec-1"}"#.to_owned(),
+            claims_text.clone(),
+        ),
+        (
+            "duplicate unknown member",
+            header_text.clone(),
+            format!("{{\"ctx\":1,\"ctx\":2,{rest}"),
+        ),
+        (
+            "duplicate after many members",
+            header_text.clone(),
+            format!(
+                "{{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"i\":2,{rest}"
+            ),
+        ),
     ] {
         cases.push(case(name, sign(&header_json, &payload_json)));
     }
     fx.assert_all_rejected(&cases).await;
+
+    // Escapes spell the same names and values: a kid written with one still selects the key.
+    let escaped_kid = sign(r#"{"alg":"ES256","kid":"ec\u002d1"}"#, &claims_text);
+    fx.assert_accepted(&escaped_kid, "kid with an escape").await;
 
     // Line breaks and spaces cannot travel in an Authorization header, but they can in a
     // query parameter; the token itself must still be rejected.
