@@ -4,7 +4,7 @@
 //! is used only while verification itself would still accept the token (`now < exp + leeway`)
 //! and while the key that verified it is still in the issuer's set.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -46,6 +46,10 @@ pub struct CacheEntry {
 #[derive(Debug)]
 pub struct TokenCache {
     entries: DashMap<TokenHash, CacheEntry>,
+    /// The number of entries, kept beside the map because `DashMap::len` locks every shard,
+    /// and a full cache checks its size on every miss. Under concurrent inserts and sweeps it
+    /// may be off by a few entries until the next sweep recounts, which only moves the bound.
+    count: AtomicUsize,
     max_entries: usize,
     /// Earliest `usable_until` seen by the last sweep: before then, sweeping a full map cannot
     /// free anything, so it is skipped.
@@ -57,6 +61,7 @@ impl TokenCache {
     pub fn new(max_entries: usize) -> TokenCache {
         TokenCache {
             entries: DashMap::new(),
+            count: AtomicUsize::new(0),
             max_entries,
             next_sweep: AtomicI64::new(i64::MIN),
         }
@@ -69,19 +74,28 @@ impl TokenCache {
         if now < entry.usable_until && key_still_current(&entry, keys) {
             return Some(entry.token);
         }
-        self.entries.remove(hash);
+        if self.entries.remove(hash).is_some() {
+            // Saturating: a sweep on another thread may have just recounted without this entry.
+            let _ = self
+                .count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                    Some(count.saturating_sub(1))
+                });
+        }
         None
     }
 
     /// Caches a verified token, unless the cache is full of entries that are still usable.
     pub fn insert(&self, hash: TokenHash, entry: CacheEntry, now: i64) {
-        if self.entries.len() >= self.max_entries {
+        if self.count.load(Ordering::Relaxed) >= self.max_entries {
             self.sweep(now);
-            if self.entries.len() >= self.max_entries {
+            if self.count.load(Ordering::Relaxed) >= self.max_entries {
                 return;
             }
         }
-        self.entries.insert(hash, entry);
+        if self.entries.insert(hash, entry).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[cfg(test)]
@@ -89,11 +103,18 @@ impl TokenCache {
         self.entries.len()
     }
 
+    /// The kept count, which tests compare with [`TokenCache::len`].
+    #[cfg(test)]
+    pub fn counted(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
     fn sweep(&self, now: i64) {
         if now < self.next_sweep.load(Ordering::Relaxed) {
             return;
         }
         self.entries.retain(|_, entry| now < entry.usable_until);
+        self.count.store(self.entries.len(), Ordering::Relaxed);
         let earliest = self
             .entries
             .iter()

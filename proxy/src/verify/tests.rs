@@ -846,6 +846,13 @@ async fn full_cache_skips_insert() {
     fx.verifier.verify(&tokens[2]).await.expect("valid");
     fx.verifier.verify(&tokens[2]).await.expect("valid");
     assert_eq!(fx.metrics.cache_hits.get(), 1);
+    assert_eq!(cache.counted(), cache.len());
+
+    // A stale entry found by a lookup is removed and no longer counted.
+    fx.clock.store(NOW + 100 + 1 + 60, Ordering::SeqCst);
+    fx.verifier.verify(&tokens[1]).await.expect_err("expired");
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.counted(), 1);
 }
 
 #[tokio::test]
