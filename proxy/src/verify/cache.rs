@@ -103,7 +103,7 @@ impl TokenCache {
         self.entries.len()
     }
 
-    /// The kept count, which tests compare with [`TokenCache::len`].
+    /// Returns the kept count, which tests compare with [`TokenCache::len`].
     #[cfg(test)]
     pub fn counted(&self) -> usize {
         self.count.load(Ordering::Relaxed)
