@@ -171,8 +171,8 @@ impl Authorizer {
     /// Builds the route table and the verifier from the configuration. `keys` must be built
     /// from `config.providers`.
     pub fn new(config: &Config, keys: Arc<KeyStore>, metrics: Metrics) -> Authorizer {
-        // Only claim requirements and claim headers read claims beyond the standard ones; a
-        // configuration without either lets cached tokens drop their payload text.
+        // Only claim requirements and claim headers read claims beyond the standard ones, so
+        // a configuration without either lets cached tokens drop their payload text.
         let needs_claims = !config.claim_headers.is_empty()
             || config.routes.iter().any(|route| !route.claims.is_empty());
         let verifier = Verifier::new(keys, &config.providers, &config.cache, metrics.clone())
@@ -244,8 +244,8 @@ impl Authorizer {
                 required: scopes.to_vec(),
             });
         }
-        // Only a route with claim requirements parses the whole payload: a cached token then
-        // keeps its parsed claims, which cost several times the memory of the JSON text.
+        // Only a route with claim requirements parses the whole payload, because a cached
+        // token then keeps its parsed claims, several times the size of the JSON text.
         if !claims.is_empty() {
             if let Some(unmet) = unmet_requirement(claims, verified.claims()) {
                 return Err(AuthFailure::ClaimNotSatisfied {

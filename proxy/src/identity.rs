@@ -37,9 +37,7 @@ static STANDARD_HEADERS: [HeaderName; 4] = [
 
 /// The standard identity header values of one token, rendered once and kept with it.
 ///
-/// The values are stored one after another in a single buffer, so a cached token keeps one
-/// allocation for all four, and each request slices its header values out of it without
-/// copying.
+/// The four values share one buffer, which each request slices without copying.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StandardValues {
     text: Bytes,

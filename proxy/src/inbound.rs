@@ -149,8 +149,8 @@ impl State {
         } else {
             Cow::Borrowed(target.path.as_str())
         };
-        // Boxed, so a request waiting for a connection to the app below does not also carry
-        // the room for this step's state: with many connections, most wait there.
+        // Boxed, so a request waiting below for a connection to the app does not carry room
+        // for this step's state. With many connections, most requests wait there.
         let authorize = Box::pin(self.authorizer.authorize(
             request.method(),
             &route_path,

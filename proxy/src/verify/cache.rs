@@ -26,8 +26,8 @@ pub fn hash_token(token: &str) -> TokenHash {
 pub struct CacheEntry {
     pub token: Arc<VerifiedToken>,
     pub provider: ProviderId,
-    /// Whether the token named a `kid`. When it did, the kid equals `key.kid`, because keys are
-    /// chosen by kid, so the entry keeps only this flag instead of a copy of the text.
+    /// Whether the token named a `kid`, which then equals `key.kid` because keys are chosen by
+    /// kid.
     pub had_kid: bool,
     /// The key that verified the signature, compared with the issuer's current set.
     pub key: Arc<VerificationKey>,
@@ -46,9 +46,8 @@ pub struct CacheEntry {
 #[derive(Debug)]
 pub struct TokenCache {
     entries: DashMap<TokenHash, CacheEntry>,
-    /// The number of entries, kept beside the map because `DashMap::len` locks every shard,
-    /// and a full cache checks its size on every miss. Under concurrent inserts and sweeps it
-    /// may be off by a few entries until the next sweep recounts, which only moves the bound.
+    /// The number of entries, kept because `DashMap::len` locks every shard. Concurrent
+    /// inserts and sweeps may leave it a few entries off until the next sweep recounts.
     count: AtomicUsize,
     max_entries: usize,
     /// Earliest `usable_until` seen by the last sweep: before then, sweeping a full map cannot

@@ -93,14 +93,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
 }
 
 /// A member's value, as far as the token checks need it. Strings borrow from the JSON text
-/// when they hold no escape sequence.
+/// when they contain no escape sequence.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field<'a> {
     String(Cow<'a, str>),
     Number(Number),
     /// An array whose items are all strings (possibly none).
     Strings(Vec<Cow<'a, str>>),
-    /// Anything else: null, a boolean, an object, or an array holding a non-string. Its member
+    /// Anything else: null, a boolean, an object, or an array containing a non-string. Its member
     /// names were still checked for duplicates.
     Other,
 }
@@ -138,7 +138,7 @@ pub fn object_members<'a, const N: usize>(
     Ok(members)
 }
 
-/// Collects the named members of an object, checking the rest.
+/// A visitor that collects the named members of an object and checks the rest.
 struct MembersVisitor<const N: usize> {
     names: [&'static str; N],
 }
@@ -158,11 +158,11 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<N> {
             match self
                 .names
                 .iter()
-                .position(|wanted| same_name(wanted, &name))
+                .position(|expected| same_name(expected, &name))
             {
                 Some(index) => {
                     if members[index].is_some() {
-                        return Err(de::Error::custom(format_args!("duplicate member {name:?}")));
+                        return Err(duplicate(&name));
                     }
                     members[index] = Some(access.next_value::<FieldValue>()?.0);
                 }
@@ -176,17 +176,21 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<N> {
     }
 }
 
-/// Compares member names, first by length and first byte: most names differ there, which
-/// spares a call to `memcmp` for each of them.
-fn same_name(wanted: &str, name: &str) -> bool {
-    wanted.len() == name.len()
-        && wanted.as_bytes().first() == name.as_bytes().first()
-        && wanted == name
+/// Compares member names by length and first byte before the text. Most names already differ
+/// there, so most comparisons make no call to `memcmp`.
+fn same_name(expected: &str, name: &str) -> bool {
+    expected.len() == name.len()
+        && expected.as_bytes().first() == name.as_bytes().first()
+        && expected == name
 }
 
-/// Member names seen so far in one object, to reject a repeat. Token objects have a handful
-/// of members, so a linear search is the fastest lookup, and names without escapes are kept
-/// as borrowed text in a small array, which needs no allocation.
+/// Builds the error for a member name that repeats in one object.
+fn duplicate<E: de::Error>(name: &str) -> E {
+    E::custom(format_args!("duplicate member {name:?}"))
+}
+
+/// The member names seen so far in one object, searched linearly because token objects are
+/// small. Names without escapes go into a fixed array of borrowed text, with no allocation.
 struct SeenNames<'a> {
     borrowed: [&'a str; SeenNames::BORROWED],
     count: usize,
@@ -212,7 +216,7 @@ impl<'a> SeenNames<'a> {
             .any(|seen| same_name(seen, &name))
             || self.more.contains(&name);
         if repeated {
-            return Err(E::custom(format_args!("duplicate member {name:?}")));
+            return Err(duplicate(&name));
         }
         match name {
             Cow::Borrowed(text) if self.count < SeenNames::BORROWED => {
@@ -256,7 +260,7 @@ impl<'de> Visitor<'de> for TextVisitor {
     }
 }
 
-/// Reads one member value as a [`Field`].
+/// One member value, read as a [`Field`].
 struct FieldValue<'a>(Field<'a>);
 
 impl<'de> Deserialize<'de> for FieldValue<'de> {

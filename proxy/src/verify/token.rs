@@ -26,7 +26,7 @@ pub struct UnverifiedToken<'a> {
     header_json: Vec<u8>,
     kid: Option<HeaderText>,
     typ: Option<HeaderText>,
-    /// The payload's JSON text, decoded from base64url; [`UnverifiedToken::claims`] reads it.
+    /// The payload's JSON text, decoded from base64url and read by [`UnverifiedToken::claims`].
     pub payload_json: Vec<u8>,
 }
 
@@ -85,10 +85,8 @@ impl UnverifiedToken<'_> {
         }
     }
 
-    /// Parses the payload as a JSON object, rejecting a repeated member at any depth, and
-    /// returns the claims that verification checks. The other members are checked and
-    /// dropped; [`crate::verify::VerifiedToken::claims`] parses them all when a route needs
-    /// them.
+    /// Parses the payload strictly (no repeated member at any depth) and returns the claims
+    /// that verification checks. [`crate::verify::VerifiedToken::claims`] parses the rest.
     pub fn claims(&self) -> Result<Claims<'_>, VerifyError> {
         let [iss, exp, nbf, iat, aud, sub, client_id, scope, scp] = object_members(
             &self.payload_json,
