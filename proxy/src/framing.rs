@@ -32,6 +32,7 @@ mod guard;
 mod head;
 pub(crate) mod io;
 mod response;
+mod written;
 
 use http::StatusCode;
 

@@ -5,6 +5,7 @@
 //! HTTP/1 connections pass through the strict framing guard ([`crate::framing`]) before
 //! hyper parses them. [`connection`] serves each accepted connection.
 
+mod activity;
 mod connection;
 mod service;
 mod sniff;

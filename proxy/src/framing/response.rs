@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::head::MessageKind;
 use super::io::{poll_read_direct, CheckedBuffer};
+use super::written::WrittenRequests;
 use super::{BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser};
 
 /// Limits for upstream responses: generous, because the app is trusted to send sane heads,
@@ -23,15 +24,6 @@ const RESPONSE_LIMITS: HeadLimits = HeadLimits {
     max_head_bytes: 256 * 1024,
     max_uri_bytes: 256 * 1024,
     max_headers: 1_000,
-    max_body_bytes: None,
-};
-
-/// Limits for reading back the requests the client itself writes; they only need to hold
-/// any request the listeners let through, which are smaller.
-const WRITTEN_REQUEST_LIMITS: HeadLimits = HeadLimits {
-    max_head_bytes: 4 * 1024 * 1024,
-    max_uri_bytes: 4 * 1024 * 1024,
-    max_headers: 10_000,
     max_body_bytes: None,
 };
 
@@ -54,20 +46,13 @@ enum ReadPhase {
     Failed(String),
 }
 
-enum WritePhase {
-    Head(HeadParser),
-    Length(u64),
-    Chunked(ChunkedBody),
-}
-
 /// Wraps the upstream side of an HTTP/1 connection. Writes pass through and are followed to
 /// find each request's method; reads return only response bytes that passed the checks.
 pub struct ResponseGuard<IO> {
     inner: IO,
     buf: CheckedBuffer,
     read: ReadPhase,
-    written_head: Vec<u8>,
-    write: WritePhase,
+    written: WrittenRequests,
     /// For each request written that has no response yet: whether it was HEAD.
     pending_head_requests: VecDeque<bool>,
     observer: Option<ResponseRejectionObserver>,
@@ -80,8 +65,7 @@ impl<IO> ResponseGuard<IO> {
             inner,
             buf: CheckedBuffer::new(&[]),
             read: ReadPhase::Head(HeadParser::for_kind(MessageKind::Response, RESPONSE_LIMITS)),
-            written_head: Vec::new(),
-            write: WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS)),
+            written: WrittenRequests::new(),
             pending_head_requests: VecDeque::new(),
             observer,
         }
@@ -92,71 +76,13 @@ impl<IO> ResponseGuard<IO> {
     }
 
     /// Follows bytes the client wrote, noting each request's method once its head ends.
-    fn observe_written(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            match &mut self.write {
-                WritePhase::Head(parser) => {
-                    self.written_head.extend_from_slice(bytes);
-                    match parser.feed(&self.written_head) {
-                        HeadParse::Incomplete => return,
-                        HeadParse::Rejected(rejection) => {
-                            // The client wrote something the guard cannot follow, so it can
-                            // no longer tell which response has a body.
-                            self.fail(
-                                "request_not_followed",
-                                format!(
-                                    "a request written upstream could not be followed: {}",
-                                    rejection.message
-                                ),
-                            );
-                            return;
-                        }
-                        HeadParse::Complete(head) => {
-                            self.pending_head_requests.push_back(head.head_method);
-                            let rest = self.written_head.split_off(head.len);
-                            self.written_head.clear();
-                            self.write = match head.framing {
-                                BodyFraming::Length(length) => WritePhase::Length(length),
-                                BodyFraming::Chunked => {
-                                    WritePhase::Chunked(ChunkedBody::new(WRITTEN_REQUEST_LIMITS))
-                                }
-                                BodyFraming::None | BodyFraming::UntilClose => {
-                                    WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS))
-                                }
-                            };
-                            // `rest` belongs to the body or the next request; follow it too.
-                            self.observe_written(&rest);
-                            return;
-                        }
-                    }
-                }
-                WritePhase::Length(remaining) => {
-                    let taken = (*remaining).min(bytes.len() as u64);
-                    *remaining -= taken;
-                    // `taken` is at most `bytes.len()`, a usize.
-                    bytes = &bytes[taken as usize..];
-                    if *remaining == 0 {
-                        self.write = WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS));
-                    }
-                }
-                WritePhase::Chunked(body) => match body.feed(bytes) {
-                    Ok(ChunkProgress::NeedMore) => return,
-                    Ok(ChunkProgress::Done(count)) => {
-                        bytes = &bytes[count..];
-                        self.write = WritePhase::Head(HeadParser::new(WRITTEN_REQUEST_LIMITS));
-                    }
-                    Err(rejection) => {
-                        self.fail(
-                            "request_not_followed",
-                            format!(
-                                "a request body written upstream could not be followed: {}",
-                                rejection.message
-                            ),
-                        );
-                        return;
-                    }
-                },
-            }
+    fn observe_written(&mut self, bytes: &[u8]) {
+        if matches!(self.read, ReadPhase::Failed(_)) {
+            return;
+        }
+        if let Err(message) = self.written.observe(bytes, &mut self.pending_head_requests) {
+            // The guard can no longer tell which response has a body.
+            self.fail("request_not_followed", message);
         }
     }
 

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::activity::{wait_quiet, Activity};
 use super::service::{log_rejection, service, ServiceContext};
 use super::sniff::{sniff, Prefixed, Protocol};
 use super::{ConnectionInfo, Handler, ListenerSettings};
@@ -136,7 +137,7 @@ impl<H: Handler> Listener<H> {
             head_deadline,
             Arc::clone(&guard_state),
         );
-        let (in_flight, in_flight_rx) = watch::channel(0);
+        let activity = Activity::new();
         let context = Arc::new(ServiceContext {
             listener: self.name,
             handler: Arc::clone(&self.handler),
@@ -144,7 +145,7 @@ impl<H: Handler> Listener<H> {
             info,
             guard: Some(Arc::clone(&guard_state)),
             max_body_bytes: None,
-            in_flight: Arc::new(in_flight),
+            activity: Arc::clone(&activity),
             requests: AtomicU64::new(0),
         });
 
@@ -163,7 +164,7 @@ impl<H: Handler> Listener<H> {
         let mut connection = builder.serve_connection(TokioIo::new(guard), service(context));
 
         let idle = pin!(wait_idle(
-            in_flight_rx,
+            activity,
             Some(Arc::clone(&guard_state)),
             limits.idle_timeout
         ));
@@ -193,7 +194,7 @@ impl<H: Handler> Listener<H> {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let limits = &self.settings.limits;
-        let (in_flight, in_flight_rx) = watch::channel(0);
+        let activity = Activity::new();
         let context = Arc::new(ServiceContext {
             listener: self.name,
             handler: Arc::clone(&self.handler),
@@ -201,7 +202,7 @@ impl<H: Handler> Listener<H> {
             info,
             guard: None,
             max_body_bytes: limits.max_body_bytes,
-            in_flight: Arc::new(in_flight),
+            activity: Arc::clone(&activity),
             requests: AtomicU64::new(0),
         });
 
@@ -219,8 +220,8 @@ impl<H: Handler> Listener<H> {
         // it has had no request in flight for CLOSE_TIMEOUT. The bound counts from the last
         // request rather than from the GOAWAY, so a request that raced the GOAWAY is not cut.
         // During a drain, the drain deadline still cuts such a request.
-        let mut unacknowledged = pin!(wait_no_requests(in_flight_rx.clone(), None, CLOSE_TIMEOUT));
-        let idle = pin!(wait_idle(in_flight_rx, None, limits.idle_timeout));
+        let mut unacknowledged = pin!(wait_quiet(Arc::clone(&activity), None, CLOSE_TIMEOUT));
+        let idle = pin!(wait_idle(activity, None, limits.idle_timeout));
         let drain = pin!(wait_drain(self.drain.clone()));
         let mut shutting_down = false;
         let result = drive(idle, drain, |cx, shut_down| {
@@ -279,39 +280,12 @@ async fn wait_drain(mut drain: watch::Receiver<bool>) {
 /// Completes once the connection has had no request in flight and no request head in
 /// progress for `idle_timeout`.
 async fn wait_idle(
-    in_flight: watch::Receiver<usize>,
+    activity: Arc<Activity>,
     guard: Option<Arc<GuardState>>,
     idle_timeout: Duration,
 ) {
-    wait_no_requests(in_flight, guard, idle_timeout).await;
+    wait_quiet(activity, guard, idle_timeout).await;
     tracing::debug!(timeout = ?idle_timeout, "connection idle; closing");
-}
-
-/// Completes once the connection has had no request in flight and no request head in
-/// progress for `quiet`, counted from the first poll.
-async fn wait_no_requests(
-    mut in_flight: watch::Receiver<usize>,
-    guard: Option<Arc<GuardState>>,
-    quiet: Duration,
-) {
-    loop {
-        if in_flight.wait_for(|count| *count == 0).await.is_err() {
-            return std::future::pending().await;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(quiet) => {
-                let head_in_progress = guard.as_ref().is_some_and(|guard| guard.head_in_progress());
-                if !head_in_progress && *in_flight.borrow() == 0 {
-                    return;
-                }
-            }
-            changed = in_flight.changed() => {
-                if changed.is_err() {
-                    return std::future::pending().await;
-                }
-            }
-        }
-    }
 }
 
 /// Writes the response to a rejected request head straight to the socket, because hyper

@@ -16,8 +16,8 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use serde_json::json;
-use tokio::sync::watch;
 
+use super::activity::{Activity, InFlight};
 use crate::framing::{GuardState, Rejection, RejectionReason};
 use crate::metrics::Metrics;
 use crate::server::{ConnectionInfo, Handler};
@@ -33,8 +33,8 @@ pub(super) struct ServiceContext<H> {
     pub guard: Option<Arc<GuardState>>,
     /// Body limit the service enforces itself; `None` on HTTP/1, where the guard does.
     pub max_body_bytes: Option<u64>,
-    /// Number of requests whose response has not finished.
-    pub in_flight: Arc<watch::Sender<usize>>,
+    /// The requests whose response has not finished.
+    pub activity: Arc<Activity>,
     /// Requests started on this connection, to match guard findings to requests.
     pub requests: AtomicU64,
 }
@@ -60,7 +60,7 @@ impl<H: Handler> ServiceContext<H> {
         self: Arc<Self>,
         request: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
-        let in_flight = InFlight::start(&self.in_flight);
+        let in_flight = self.activity.start();
         let index = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
 
         let response = match self.body_rejection(index) {
@@ -169,22 +169,6 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-/// Counts one request as in flight until dropped.
-struct InFlight(Arc<watch::Sender<usize>>);
-
-impl InFlight {
-    fn start(counter: &Arc<watch::Sender<usize>>) -> InFlight {
-        counter.send_modify(|count| *count += 1);
-        InFlight(Arc::clone(counter))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.send_modify(|count| *count = count.saturating_sub(1));
-    }
 }
 
 /// A response body that keeps its request counted as in flight until hyper has sent it or
