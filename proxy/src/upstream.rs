@@ -138,19 +138,20 @@ pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
 pub fn upstream_uri(base: &Uri, path_and_query: Option<&PathAndQuery>) -> Uri {
     let request_part = path_and_query.map_or("/", PathAndQuery::as_str);
     let base_path = base.path().trim_end_matches('/');
-    let joined = format!("{base_path}{request_part}");
 
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(base.scheme().cloned().unwrap_or(Scheme::HTTP));
     parts.authority = base.authority().cloned();
-    // Both halves come from valid URIs, so the joined path is valid too. If that ever
-    // failed, the fallback forwards to the request's own path.
-    parts.path_and_query = Some(
-        PathAndQuery::try_from(joined)
+    parts.path_and_query = Some(match path_and_query {
+        // The usual upstream has no path of its own: the request's path goes as it is.
+        Some(path_and_query) if base_path.is_empty() => path_and_query.clone(),
+        // Both halves come from valid URIs, so the joined path is valid too. If that ever
+        // failed, the fallback forwards to the request's own path.
+        _ => PathAndQuery::try_from(format!("{base_path}{request_part}"))
             .ok()
             .or_else(|| path_and_query.cloned())
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
+    });
     Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }
 

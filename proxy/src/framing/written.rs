@@ -10,8 +10,6 @@
 
 use std::collections::VecDeque;
 
-use memchr::memmem;
-
 use super::{BodyFraming, ChunkProgress, ChunkedBody, HeadLimits};
 
 /// Maximum bytes of a request head buffered while it arrives in parts.
@@ -82,16 +80,15 @@ impl WrittenRequests {
                     // Only the last three bytes already held can begin the empty line.
                     let search_from = self.partial.len().saturating_sub(3);
                     self.partial.extend_from_slice(bytes);
-                    let Some(end) = memmem::find(&self.partial[search_from..], b"\r\n\r\n") else {
+                    let Some(len) = find_head_end(&self.partial, search_from) else {
                         return check_partial_size(self.partial.len());
                     };
-                    let len = search_from + end + 4;
                     let head = scan_head(&self.partial[..len])?
                         .ok_or_else(|| "a request head written upstream has no end".to_owned())?;
                     methods.push_back(head.head_method);
                     self.phase = body_phase(head.framing);
                     // The bytes after the head were part of `bytes`: follow them from there.
-                    let rest = self.partial.len() - len;
+                    let rest = self.partial.len() - head.len;
                     bytes = &bytes[bytes.len() - rest..];
                     self.partial.clear();
                 }
@@ -140,19 +137,45 @@ fn check_partial_size(len: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Returns the length of the head at the start of `bytes`, through its empty last line,
+/// looking for that line's end from `from` on.
+fn find_head_end(bytes: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr_iter(b'\n', &bytes[from..])
+        .map(|offset| from + offset)
+        .find(|&newline| newline >= 3 && &bytes[newline - 3..newline] == b"\r\n\r")
+        .map(|newline| newline + 1)
+}
+
 /// Reads the head at the start of `bytes`: `None` while its empty last line has not been
 /// written yet.
 fn scan_head(bytes: &[u8]) -> Result<Option<WrittenHead>, String> {
-    let Some(end) = memmem::find(bytes, b"\r\n\r\n") else {
-        return Ok(None);
-    };
     let mut content_length = None;
     let mut chunked = None;
-    // Every line, without its CRLF; the request line first.
-    let mut lines = bytes[..end].split(|&byte| byte == b'\n');
-    let request_line = lines.next().unwrap_or_default();
-    for line in lines {
+    let mut request_line = None;
+    let mut line_start = 0;
+    for newline in memchr::memchr_iter(b'\n', bytes) {
+        let line = &bytes[line_start..newline];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        line_start = newline + 1;
+        if request_line.is_none() {
+            request_line = Some(line);
+            continue;
+        }
+        if line.is_empty() {
+            let framing = match (content_length, chunked) {
+                (Some(_), Some(_)) => {
+                    return Err(unfollowable("both Content-Length and Transfer-Encoding"));
+                }
+                (None, Some(_)) => BodyFraming::Chunked,
+                (Some(0), None) | (None, None) => BodyFraming::None,
+                (Some(length), None) => BodyFraming::Length(length),
+            };
+            return Ok(Some(WrittenHead {
+                len: line_start,
+                head_method: request_line.is_some_and(|line| line.starts_with(b"HEAD ")),
+                framing,
+            }));
+        }
         let Some(colon) = memchr::memchr(b':', line) else {
             return Err(unfollowable("a field line without a colon"));
         };
@@ -176,19 +199,7 @@ fn scan_head(bytes: &[u8]) -> Result<Option<WrittenHead>, String> {
             }
         }
     }
-    let framing = match (content_length, chunked) {
-        (Some(_), Some(_)) => {
-            return Err(unfollowable("both Content-Length and Transfer-Encoding"));
-        }
-        (None, Some(_)) => BodyFraming::Chunked,
-        (Some(0), None) | (None, None) => BodyFraming::None,
-        (Some(length), None) => BodyFraming::Length(length),
-    };
-    Ok(Some(WrittenHead {
-        len: end + 4,
-        head_method: request_line.starts_with(b"HEAD "),
-        framing,
-    }))
+    Ok(None)
 }
 
 fn unfollowable(what: &str) -> String {

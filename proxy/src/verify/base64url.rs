@@ -37,18 +37,31 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, NotCanonical> {
         // One character carries 6 bits, not enough for a byte.
         _ => return Err(NotCanonical),
     };
-    let mut out = vec![0u8; whole_groups * 3 + tail_bytes];
+    let mut out = Vec::with_capacity(whole_groups * 3 + tail_bytes);
 
     let (groups, tail) = text.split_at(whole_groups * 4);
-    let (whole_out, tail_out) = out.split_at_mut(whole_groups * 3);
-    for (group, bytes) in groups.chunks_exact(4).zip(whole_out.chunks_exact_mut(3)) {
-        let [a, b, c, d] = [group[0], group[1], group[2], group[3]].map(value);
+    // Eight characters at a time: 48 bits, six whole bytes.
+    let mut pairs = groups.chunks_exact(8);
+    for pair in &mut pairs {
+        let mut bits = 0u64;
+        let mut invalid = 0u8;
+        for &character in pair {
+            let six = value(character);
+            invalid |= six;
+            bits = bits << 6 | u64::from(six);
+        }
+        if invalid & 0xc0 != 0 {
+            return Err(NotCanonical);
+        }
+        out.extend_from_slice(&bits.to_be_bytes()[2..]);
+    }
+    if let [a, b, c, d] = *pairs.remainder() {
+        let [a, b, c, d] = [a, b, c, d].map(value);
         if (a | b | c | d) & 0xc0 != 0 {
             return Err(NotCanonical);
         }
         let bits = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
-        let [_, first, second, third] = bits.to_be_bytes();
-        bytes.copy_from_slice(&[first, second, third]);
+        out.extend_from_slice(&bits.to_be_bytes()[1..]);
     }
 
     match *tail {
@@ -59,7 +72,7 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, NotCanonical> {
             if (a | b) & 0xc0 != 0 || b & 0x0f != 0 {
                 return Err(NotCanonical);
             }
-            tail_out[0] = a << 2 | b >> 4;
+            out.push(a << 2 | b >> 4);
         }
         [a, b, c] => {
             let [a, b, c] = [a, b, c].map(value);
@@ -67,8 +80,7 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, NotCanonical> {
             if (a | b | c) & 0xc0 != 0 || c & 0x03 != 0 {
                 return Err(NotCanonical);
             }
-            tail_out[0] = a << 2 | b >> 4;
-            tail_out[1] = b << 4 | c >> 2;
+            out.extend_from_slice(&[a << 2 | b >> 4, b << 4 | c >> 2]);
         }
         _ => return Err(NotCanonical),
     }
@@ -125,6 +137,20 @@ mod tests {
                 URL_SAFE_NO_PAD.decode(text).is_err(),
                 "reference accepts {text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn invalid_character_rejected_anywhere() {
+        // 15 characters: one group of eight, one of four and a tail of three.
+        let valid = URL_SAFE_NO_PAD.encode(b"eleven byte");
+        assert_eq!(valid.len(), 15);
+        for position in 0..valid.len() {
+            for bad in [b'=', b'+', b'.', b' ', 0x80] {
+                let mut text = valid.clone().into_bytes();
+                text[position] = bad;
+                assert_eq!(decode(&text), Err(NotCanonical), "{bad} at {position}");
+            }
         }
     }
 

@@ -136,18 +136,19 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
             "the token is longer than {MAX_TOKEN_BYTES} bytes"
         )));
     }
-    let mut segments = token.splitn(4, '.');
-    let (Some(header_text), Some(payload_text), Some(signature), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
+    // Byte offsets of the dots; slicing there is safe because `.` is ASCII.
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(VerifyError::malformed(format!(
             "expected 3 dot-separated segments, found {}",
-            token.split('.').count()
+            memchr::memchr_iter(b'.', token.as_bytes()).count() + 1
         )));
     };
+    let (header_text, payload_text, signature) = (
+        &token[..first],
+        &token[first + 1..second],
+        &token[second + 1..],
+    );
     let signing_input = &token[..header_text.len() + 1 + payload_text.len()];
 
     let header_json = decode_segment("header", header_text)?;
