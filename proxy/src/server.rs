@@ -213,6 +213,9 @@ impl<H: Handler> Server<H> {
                 }
             }
         };
+        // Connections learn of the drain before the port closes, so a response that a client
+        // receives after its next connection was refused already carries `Connection: close`.
+        drain.send_replace(true);
         drop(listener);
 
         tracing::info!(
@@ -220,7 +223,6 @@ impl<H: Handler> Server<H> {
             open_connections = connections.len(),
             "stopped accepting; draining"
         );
-        drain.send_replace(true);
         let drained = tokio::time::timeout_at(deadline, async {
             while connections.join_next().await.is_some() {}
         })

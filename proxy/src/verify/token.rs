@@ -136,7 +136,7 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, VerifyError> {
             "the token is longer than {MAX_TOKEN_BYTES} bytes"
         )));
     }
-    // Byte offsets of the dots; slicing there is safe because `.` is ASCII.
+    // Byte offsets of the dots. Slicing there is safe because `.` is ASCII.
     let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(VerifyError::malformed(format!(
