@@ -247,7 +247,13 @@ impl Authorizer {
         // Only a route with claim requirements parses the whole payload, because a cached
         // token then keeps its parsed claims, several times the size of the JSON text.
         if !claims.is_empty() {
-            if let Some(unmet) = unmet_requirement(claims, verified.claims()) {
+            let unmet = match verified.claims() {
+                Some(payload) => unmet_requirement(claims, payload),
+                // The authorizer keeps the payload whenever a route has claim requirements. A
+                // token without it fails the first requirement instead of passing unchecked.
+                None => claims.first(),
+            };
+            if let Some(unmet) = unmet {
                 return Err(AuthFailure::ClaimNotSatisfied {
                     claim: unmet.claim.clone(),
                 });

@@ -125,7 +125,10 @@ pub fn set_identity_headers(
         };
     }
     for claim_header in claim_headers {
-        let text = token.claims().get(&claim_header.claim).and_then(claim_text);
+        let text = token
+            .claims()
+            .and_then(|claims| claims.get(&claim_header.claim))
+            .and_then(claim_text);
         set_or_remove(headers, claim_header.header.clone(), text.as_deref());
     }
 }

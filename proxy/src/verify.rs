@@ -51,18 +51,19 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    /// Returns the whole payload. Only routes with claim requirements and configured claim
-    /// headers need it, so it is parsed from the kept JSON text on the first call. A verifier
-    /// configured not to keep the text (see [`Verifier::keep_claims`]) gives an empty map.
-    pub fn claims(&self) -> &serde_json::Map<String, serde_json::Value> {
-        self.claims.get_or_init(|| {
+    /// Returns the whole payload, or `None` when the verifier was built not to keep it (see
+    /// [`Verifier::keep_claims`]). Only routes with claim requirements and configured claim
+    /// headers need it, so it is parsed from the kept JSON text on the first call.
+    pub fn claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        // A kept payload is at least `{}`, so empty text means it was dropped.
+        if self.claims_json.is_empty() {
+            return None;
+        }
+        Some(self.claims.get_or_init(|| {
             // The same text passed the same strict parse during verification, so this cannot
             // fail. If it ever did, an empty map would hide claims and never invent any.
-            if self.claims_json.is_empty() {
-                return serde_json::Map::new();
-            }
             json::parse_object(&self.claims_json).unwrap_or_default()
-        })
+        }))
     }
 }
 

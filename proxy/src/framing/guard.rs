@@ -6,13 +6,13 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use super::io::{forward_async_write, poll_read_direct, CheckedBuffer};
+use super::io::{forward_async_write, poll_checked_read, CheckedBuffer, CheckedRead};
 use super::{
     BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser, Rejection,
     RejectionReason,
@@ -120,7 +120,10 @@ impl<IO> Http1Guard<IO> {
         head_timeout: Duration,
         first_deadline: Instant,
         state: Arc<GuardState>,
-    ) -> Http1Guard<IO> {
+    ) -> Http1Guard<IO>
+    where
+        IO: AsyncRead + Unpin,
+    {
         let mut guard = Http1Guard {
             inner,
             limits,
@@ -139,7 +142,74 @@ impl<IO> Http1Guard<IO> {
         self.inner
     }
 
-    /// Checks the unchecked bytes in `buf`, as far as they go.
+    /// Returns the phase after a complete message: the next head, or the end when the request
+    /// asked to close the connection.
+    fn after_message(&self, close: bool) -> Phase {
+        if close {
+            Phase::Ended
+        } else {
+            Phase::Head(HeadParser::new(self.limits))
+        }
+    }
+
+    fn reject(&mut self, point: RejectionPoint, rejection: Rejection) {
+        tracing::debug!(?point, status = rejection.status.as_u16(), reason = rejection.label, message = %rejection.message, "request framing rejected");
+        self.state.reject(point, rejection);
+        self.phase = Phase::Ended;
+        self.head_deadline = None;
+    }
+
+    /// Returns whether the head in progress has run out of time, registering the waker when
+    /// it has not.
+    fn head_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let in_head = matches!(self.phase, Phase::Head(_));
+        match &mut self.head_deadline {
+            Some(deadline) if in_head => deadline.as_mut().poll(cx).is_ready(),
+            _ => false,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> CheckedRead for Http1Guard<IO> {
+    type Inner = IO;
+
+    fn parts(&mut self) -> (&mut CheckedBuffer, &mut IO) {
+        (&mut self.buf, &mut self.inner)
+    }
+
+    fn finished(&self) -> Option<io::Result<()>> {
+        // After a rejection hyper reads only the end of the stream. The connection responds.
+        matches!(self.phase, Phase::Ended).then_some(Ok(()))
+    }
+
+    fn direct_read_limit(&self) -> u64 {
+        match &self.phase {
+            Phase::Length { remaining, .. } => *remaining,
+            Phase::Chunked { body, .. } => body.data_remaining(),
+            _ => 0,
+        }
+    }
+
+    fn consume_body(&mut self, count: u64) {
+        match &mut self.phase {
+            Phase::Length { remaining, close } => {
+                *remaining = remaining.saturating_sub(count);
+                if *remaining == 0 {
+                    let close = *close;
+                    self.phase = self.after_message(close);
+                }
+            }
+            Phase::Chunked { body, .. } => body.consume_data(count),
+            _ => {}
+        }
+    }
+
+    fn end_of_input(&mut self) {
+        self.phase = Phase::Ended;
+        self.head_deadline = None;
+        self.state.head_in_progress.store(false, Ordering::Relaxed);
+    }
+
     fn process(&mut self) {
         loop {
             let pending = self.buf.unchecked();
@@ -212,62 +282,19 @@ impl<IO> Http1Guard<IO> {
         }
     }
 
-    /// Returns the phase after a complete message: the next head, or the end when the request
-    /// asked to close the connection.
-    fn after_message(&self, close: bool) -> Phase {
-        if close {
-            Phase::Ended
-        } else {
-            Phase::Head(HeadParser::new(self.limits))
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.head_timed_out(cx) {
+            return false;
         }
-    }
-
-    fn reject(&mut self, point: RejectionPoint, rejection: Rejection) {
-        tracing::debug!(?point, status = rejection.status.as_u16(), reason = rejection.label, message = %rejection.message, "request framing rejected");
-        self.state.reject(point, rejection);
-        self.phase = Phase::Ended;
-        self.head_deadline = None;
-    }
-
-    /// Returns how many body bytes may be read straight into the caller's buffer: the rest of
-    /// a `Content-Length` body or of the current chunk.
-    fn direct_read_limit(&self) -> u64 {
-        match &self.phase {
-            Phase::Length { remaining, .. } => *remaining,
-            Phase::Chunked { body, .. } => body.data_remaining(),
-            _ => 0,
-        }
-    }
-
-    /// Accounts for body bytes read straight into the caller's buffer.
-    fn consume_body(&mut self, count: u64) {
-        match &mut self.phase {
-            Phase::Length { remaining, close } => {
-                *remaining = remaining.saturating_sub(count);
-                if *remaining == 0 {
-                    let close = *close;
-                    self.phase = self.after_message(close);
-                }
-            }
-            Phase::Chunked { body, .. } => body.consume_data(count),
-            _ => {}
-        }
-    }
-
-    /// Returns whether the head in progress has run out of time, registering the waker when
-    /// it has not.
-    fn head_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        let in_head = matches!(self.phase, Phase::Head(_));
-        match &mut self.head_deadline {
-            Some(deadline) if in_head => deadline.as_mut().poll(cx).is_ready(),
-            _ => false,
-        }
-    }
-
-    fn end_of_input(&mut self) {
-        self.phase = Phase::Ended;
-        self.head_deadline = None;
-        self.state.head_in_progress.store(false, Ordering::Relaxed);
+        let rejection = Rejection::new(
+            RejectionReason::HeadTimeout,
+            format!(
+                "the request head did not arrive within {} seconds",
+                self.head_timeout.as_secs()
+            ),
+        );
+        self.reject(RejectionPoint::Head, rejection);
+        true
     }
 }
 
@@ -277,44 +304,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Http1Guard<IO> {
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if this.buf.take_checked(out) {
-                return Poll::Ready(Ok(()));
-            }
-            if matches!(this.phase, Phase::Ended) {
-                return Poll::Ready(Ok(()));
-            }
-            let limit = this.direct_read_limit();
-            if this.buf.is_empty() && limit > 0 {
-                // Body bytes go straight to the reader, skipping the guard's buffer.
-                let count = ready!(poll_read_direct(&mut this.inner, cx, out, limit))?;
-                if count == 0 {
-                    this.end_of_input();
-                } else {
-                    this.consume_body(count as u64);
-                }
-                return Poll::Ready(Ok(()));
-            }
-            match this.buf.poll_fill(&mut this.inner, cx) {
-                Poll::Ready(Ok(0)) => this.end_of_input(),
-                Poll::Ready(Ok(_)) => this.process(),
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => {
-                    if !this.head_timed_out(cx) {
-                        return Poll::Pending;
-                    }
-                    let rejection = Rejection::new(
-                        RejectionReason::HeadTimeout,
-                        format!(
-                            "the request head did not arrive within {} seconds",
-                            this.head_timeout.as_secs()
-                        ),
-                    );
-                    this.reject(RejectionPoint::Head, rejection);
-                }
-            }
-        }
+        poll_checked_read(self.get_mut(), cx, out)
     }
 }
 

@@ -80,9 +80,79 @@ impl CheckedBuffer {
     }
 }
 
+/// A stream wrapper that passes on only the bytes it has checked. [`poll_checked_read`] is its
+/// read loop, shared by the request and response guards.
+pub(super) trait CheckedRead {
+    type Inner: AsyncRead + Unpin;
+
+    /// Returns the buffer of bytes read ahead and the wrapped stream.
+    fn parts(&mut self) -> (&mut CheckedBuffer, &mut Self::Inner);
+
+    /// Returns the result every read gets once the stream has ended or failed, or `None`
+    /// while it is open.
+    fn finished(&self) -> Option<io::Result<()>>;
+
+    /// Returns how many body bytes may be read straight into the reader's buffer.
+    fn direct_read_limit(&self) -> u64;
+
+    /// Accounts for `count` body bytes read straight into the reader's buffer.
+    fn consume_body(&mut self, count: u64);
+
+    /// Records that the wrapped stream has ended.
+    fn end_of_input(&mut self);
+
+    /// Checks the unchecked bytes in the buffer, as far as they go.
+    fn process(&mut self);
+
+    /// Called when the wrapped stream has nothing to read. Returns `true` to run the loop
+    /// again (a deadline passed and the wrapper changed state), `false` to wait.
+    fn stalled(&mut self, _cx: &mut Context<'_>) -> bool {
+        false
+    }
+}
+
+/// Reads checked bytes from `this` into `out`: buffered ones first, then body bytes straight
+/// from the stream, otherwise more bytes into the buffer to check.
+pub(super) fn poll_checked_read<T: CheckedRead>(
+    this: &mut T,
+    cx: &mut Context<'_>,
+    out: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        if this.parts().0.take_checked(out) {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(result) = this.finished() {
+            return Poll::Ready(result);
+        }
+        let limit = this.direct_read_limit();
+        let (buf, inner) = this.parts();
+        if buf.is_empty() && limit > 0 {
+            // Body bytes go straight to the reader, skipping the buffer.
+            let count = ready!(poll_read_direct(inner, cx, out, limit))?;
+            if count == 0 {
+                this.end_of_input();
+            } else {
+                this.consume_body(count as u64);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        match buf.poll_fill(inner, cx) {
+            Poll::Ready(Ok(0)) => this.end_of_input(),
+            Poll::Ready(Ok(_)) => this.process(),
+            Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+            Poll::Pending => {
+                if !this.stalled(cx) {
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
 /// Reads at most `limit` bytes from `inner` straight into `out`, for body bytes that need no
 /// check, and returns the count, 0 at end of stream.
-pub(super) fn poll_read_direct<IO: AsyncRead + Unpin>(
+fn poll_read_direct<IO: AsyncRead + Unpin>(
     inner: &mut IO,
     cx: &mut Context<'_>,
     out: &mut ReadBuf<'_>,

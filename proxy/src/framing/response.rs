@@ -13,7 +13,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::head::MessageKind;
-use super::io::{poll_read_direct, CheckedBuffer};
+use super::io::{poll_checked_read, CheckedBuffer, CheckedRead};
 use super::written::WrittenRequests;
 use super::{BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, HeadParser};
 
@@ -86,56 +86,6 @@ impl<IO> ResponseGuard<IO> {
         }
     }
 
-    /// Checks the unchecked response bytes in `buf`, as far as they go.
-    fn process(&mut self) {
-        loop {
-            let pending = self.buf.unchecked();
-            if pending.is_empty() {
-                return;
-            }
-            match &mut self.read {
-                ReadPhase::Ended | ReadPhase::Failed(_) => {
-                    self.buf.discard_unchecked();
-                    return;
-                }
-                ReadPhase::Head(parser) => match parser.feed(pending) {
-                    HeadParse::Incomplete => return,
-                    HeadParse::Rejected(rejection) => {
-                        self.fail(rejection.reason.label(), rejection.message)
-                    }
-                    HeadParse::Complete(head) => {
-                        self.buf.mark_checked(head.len);
-                        self.start_body(head.status.unwrap_or(0), head.framing, head.close);
-                    }
-                },
-                ReadPhase::Length(remaining) => {
-                    let taken = (*remaining).min(pending.len() as u64);
-                    *remaining -= taken;
-                    // `taken` is at most `pending.len()`, a usize.
-                    self.buf.mark_checked(taken as usize);
-                    if *remaining == 0 {
-                        self.read = self.next_head();
-                    }
-                }
-                ReadPhase::Chunked(body) => match body.feed(pending) {
-                    Ok(ChunkProgress::NeedMore) => {
-                        self.buf.mark_all_checked();
-                        return;
-                    }
-                    Ok(ChunkProgress::Done(count)) => {
-                        self.buf.mark_checked(count);
-                        self.read = self.next_head();
-                    }
-                    Err(rejection) => self.fail(rejection.reason.label(), rejection.message),
-                },
-                ReadPhase::UntilClose => {
-                    self.buf.mark_all_checked();
-                    return;
-                }
-            }
-        }
-    }
-
     /// Decides how the body of a response with `status` is framed (RFC 9112 section 6.3).
     fn start_body(&mut self, status: u16, declared: BodyFraming, close: bool) {
         if status == 101 {
@@ -186,6 +136,25 @@ impl<IO> ResponseGuard<IO> {
         self.read = ReadPhase::Failed(message);
         self.buf.discard_unchecked();
     }
+}
+
+impl<IO: AsyncRead + Unpin> CheckedRead for ResponseGuard<IO> {
+    type Inner = IO;
+
+    fn parts(&mut self) -> (&mut CheckedBuffer, &mut IO) {
+        (&mut self.buf, &mut self.inner)
+    }
+
+    fn finished(&self) -> Option<io::Result<()>> {
+        match &self.read {
+            ReadPhase::Failed(message) => {
+                let error = InvalidResponse(message.clone());
+                Some(Err(io::Error::new(io::ErrorKind::InvalidData, error)))
+            }
+            ReadPhase::Ended => Some(Ok(())),
+            _ => None,
+        }
+    }
 
     fn direct_read_limit(&self) -> u64 {
         match &self.read {
@@ -208,6 +177,59 @@ impl<IO> ResponseGuard<IO> {
             _ => {}
         }
     }
+
+    fn end_of_input(&mut self) {
+        self.read = ReadPhase::Ended;
+    }
+
+    fn process(&mut self) {
+        loop {
+            let pending = self.buf.unchecked();
+            if pending.is_empty() {
+                return;
+            }
+            match &mut self.read {
+                ReadPhase::Ended | ReadPhase::Failed(_) => {
+                    self.buf.discard_unchecked();
+                    return;
+                }
+                ReadPhase::Head(parser) => match parser.feed(pending) {
+                    HeadParse::Incomplete => return,
+                    HeadParse::Rejected(rejection) => {
+                        self.fail(rejection.reason.label(), rejection.message)
+                    }
+                    HeadParse::Complete(head) => {
+                        self.buf.mark_checked(head.len);
+                        self.start_body(head.status.unwrap_or(0), head.framing, head.close);
+                    }
+                },
+                ReadPhase::Length(remaining) => {
+                    let taken = (*remaining).min(pending.len() as u64);
+                    *remaining -= taken;
+                    // `taken` is at most `pending.len()`, a usize.
+                    self.buf.mark_checked(taken as usize);
+                    if *remaining == 0 {
+                        self.read = self.next_head();
+                    }
+                }
+                ReadPhase::Chunked(body) => match body.feed(pending) {
+                    Ok(ChunkProgress::NeedMore) => {
+                        self.buf.mark_all_checked();
+                        return;
+                    }
+                    Ok(ChunkProgress::Done(count)) => {
+                        self.buf.mark_checked(count);
+                        self.read = self.next_head();
+                    }
+                    Err(rejection) => self.fail(rejection.reason.label(), rejection.message),
+                },
+                ReadPhase::UntilClose => {
+                    self.buf.mark_all_checked();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ResponseGuard<IO> {
@@ -216,38 +238,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ResponseGuard<IO> {
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if this.buf.take_checked(out) {
-                return Poll::Ready(Ok(()));
-            }
-            match &this.read {
-                ReadPhase::Failed(message) => {
-                    let error = InvalidResponse(message.clone());
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, error)));
-                }
-                ReadPhase::Ended => return Poll::Ready(Ok(())),
-                _ => {}
-            }
-            let limit = this.direct_read_limit();
-            if this.buf.is_empty() && limit > 0 {
-                // Body bytes go straight to the caller, skipping the guard's buffer.
-                let count = ready!(poll_read_direct(&mut this.inner, cx, out, limit))?;
-                if count == 0 {
-                    this.read = ReadPhase::Ended;
-                } else {
-                    this.consume_body(count as u64);
-                }
-                return Poll::Ready(Ok(()));
-            }
-
-            let count = ready!(this.buf.poll_fill(&mut this.inner, cx))?;
-            if count == 0 {
-                this.read = ReadPhase::Ended;
-            } else {
-                this.process();
-            }
-        }
+        poll_checked_read(self.get_mut(), cx, out)
     }
 }
 

@@ -85,13 +85,13 @@ async fn claims_dropped_unless_kept() {
     let fx = fixture(&[&key]).await;
     let token = key.sign(&claims_at(NOW));
     let with_text = fx.verifier.verify(&token).await.expect("valid token");
-    assert_eq!(with_text.claims()["sub"], "peter");
+    assert_eq!(with_text.claims().expect("payload kept")["sub"], "peter");
 
     let fx = fixture(&[&key]).await;
     let verifier = fx.verifier.keep_claims(false);
     let without_text = verifier.verify(&token).await.expect("valid token");
     let claims = without_text.claims();
-    assert!(claims.is_empty(), "payload kept: {claims:?}");
+    assert!(claims.is_none(), "payload kept: {claims:?}");
     assert_eq!(without_text.subject.as_deref(), Some("peter"));
     assert_eq!(without_text.scopes, ["foo", "bar"]);
 }
@@ -117,7 +117,7 @@ async fn valid_tokens_of_each_family() {
         assert_eq!(verified.scopes, ["foo", "bar"]);
         assert_eq!(verified.expires_at, (NOW + 3600) as u64);
         assert_eq!(
-            verified.claims()["jti"],
+            verified.claims().expect("payload kept")["jti"],
             "6d1f0b8c-2a1e-4c4e-9a55-0c2d1f7e9b10"
         );
     }
