@@ -178,7 +178,7 @@ impl<IO: AsyncRead + Unpin> CheckedRead for Http1Guard<IO> {
     }
 
     fn finished(&self) -> Option<io::Result<()>> {
-        // After a rejection hyper reads only the end of the stream. The connection responds.
+        // A rejection ends the stream for hyper, and the connection writes the response itself.
         matches!(self.phase, Phase::Ended).then_some(Ok(()))
     }
 

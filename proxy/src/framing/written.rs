@@ -1,5 +1,5 @@
 //! [`WrittenRequests`]: follows the requests an HTTP client writes upstream, so the
-//! [`ResponseGuard`](super::ResponseGuard) can tell which responses answer a HEAD request
+//! [`ResponseGuard`](super::ResponseGuard) can tell which responses are to a HEAD request
 //! and so have no body.
 //!
 //! The requests are hyper's own output, built from header maps that hold only valid names
@@ -93,10 +93,10 @@ impl WrittenRequests {
                     self.partial.clear();
                 }
                 Phase::Length(remaining) => {
-                    let taken = (*remaining).min(bytes.len() as u64);
-                    *remaining -= taken;
-                    // `taken` is at most `bytes.len()`, a usize.
-                    bytes = &bytes[taken as usize..];
+                    let skipped = (*remaining).min(bytes.len() as u64);
+                    *remaining -= skipped;
+                    // `skipped` is at most `bytes.len()`, a usize.
+                    bytes = &bytes[skipped as usize..];
                     if *remaining == 0 {
                         self.phase = Phase::Head;
                     }
@@ -202,8 +202,8 @@ fn scan_head(bytes: &[u8]) -> Result<Option<WrittenHead>, String> {
     Ok(None)
 }
 
-fn unfollowable(what: &str) -> String {
-    format!("a request written upstream could not be followed: it has {what}")
+fn unfollowable(problem: &str) -> String {
+    format!("a request written upstream could not be followed: it has {problem}")
 }
 
 /// Parses plain decimal digits, as hyper writes a length.
