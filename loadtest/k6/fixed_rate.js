@@ -1,5 +1,6 @@
 // Requests at a constant arrival rate, whatever the target's latency, so latency percentiles
-// compare proxies at equal load. loadtest/bench runs it for the fixed_rate scenario.
+// compare proxies at equal load. `loadtest/bench --fixed-rate-tool k6` runs it for the
+// fixed_rate scenario (oha is the default there).
 //
 //   TARGET=http://127.0.0.1:9443/orders/bench TOKEN_FILE=tokens/valid.txt RATE=1000 \
 //     DURATION=30s k6 run loadtest/k6/fixed_rate.js

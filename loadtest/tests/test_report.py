@@ -8,6 +8,7 @@ import xml.dom.minidom
 
 from benchkit import chart, report
 from benchkit.cli import choose_rate
+from benchkit.loadgen import oha_figures
 from benchkit.scenarios import PLANS, _summarise
 
 
@@ -122,6 +123,53 @@ class SummaryTests(unittest.TestCase):
     def test_direct_has_no_process_figures(self):
         summary = _summarise({"requests": 10, "rps": 1.0}, None, None, None)
         self.assertNotIn("cpu_s", summary)
+
+
+def oha_report(statuses, errors=None, rps=1000.0):
+    """An oha JSON report as version 1.16 prints it, cut to the fields the runner reads."""
+    return {
+        "summary": {"requestsPerSec": rps, "slowest": 0.0042},
+        "latencyPercentiles": {"p50": 0.00025, "p90": 0.0003, "p99": 0.0006},
+        "statusCodeDistribution": statuses,
+        "errorDistribution": errors or {},
+    }
+
+
+class OhaFiguresTests(unittest.TestCase):
+    def test_seconds_become_milliseconds(self):
+        figures = oha_figures(oha_report({"200": 2000}), rate=1000, seconds=2)
+        self.assertEqual(figures["requests"], 2000)
+        self.assertAlmostEqual(figures["p50_ms"], 0.25)
+        self.assertAlmostEqual(figures["p99_ms"], 0.6)
+        self.assertAlmostEqual(figures["max_ms"], 4.2)
+        self.assertEqual(figures["failed"], 0)
+        self.assertEqual(figures["dropped"], 0)
+
+    def test_errors_and_other_statuses_fail(self):
+        report_ = oha_report({"200": 1990, "401": 4, "503": 1},
+                             errors={"Connection reset by peer (os error 104)": 5})
+        figures = oha_figures(report_, rate=1000, seconds=2)
+        self.assertEqual(figures["requests"], 2000)
+        self.assertEqual(figures["failed"], 10)
+        self.assertEqual(_summarise(figures, None, None, None)["errors"], 10)
+
+    def test_requests_never_sent_are_dropped(self):
+        figures = oha_figures(oha_report({"200": 1500}), rate=1000, seconds=2)
+        self.assertEqual(figures["dropped"], 500)
+
+    def test_small_shortfall_not_dropped(self):
+        figures = oha_figures(oha_report({"200": 19_980}), rate=5000, seconds=4)
+        self.assertEqual(figures["dropped"], 0)
+        figures = oha_figures(oha_report({"200": 19_979}), rate=5000, seconds=4)
+        self.assertEqual(figures["dropped"], 21)
+
+    def test_no_answer_leaves_latency_unmeasured(self):
+        report_ = oha_report({}, errors={"Connection refused (os error 111)": 2000})
+        report_["summary"]["slowest"] = None
+        report_["latencyPercentiles"] = {}
+        figures = oha_figures(report_, rate=1000, seconds=2)
+        self.assertIsNone(figures["p99_ms"])
+        self.assertEqual(figures["failed"], 2000)
 
 
 class RateTests(unittest.TestCase):
