@@ -82,7 +82,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="use portcullis, bench-tokens and bench-upstream from this folder "
                              "instead of building them")
     parser.add_argument("--no-install", action="store_true",
-                        help="fail instead of installing missing tools with apt-get or pip")
+                        help="fail instead of installing missing tools with apt-get, pip or "
+                             "cargo install")
     parser.add_argument("--keep-work", action="store_true",
                         help="keep the working folder (configs, logs, tokens) and print its path")
 

