@@ -3,6 +3,8 @@
 Run from the repository root: python3 -m unittest discover -s loadtest/tests -t loadtest
 """
 
+import contextlib
+import io
 import unittest
 import xml.dom.minidom
 
@@ -88,26 +90,40 @@ class TargetTests(unittest.TestCase):
         self.assertTrue(target(document, "ready <= 100 ms")["met"])
 
 
+def exit_status(document, strict):
+    """Return report.exit_status's result and what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = report.exit_status(document, strict=strict)
+    return status, printed.getvalue()
+
+
 class ExitStatusTests(unittest.TestCase):
     def test_clean_run_exits_zero(self):
-        self.assertEqual(report.exit_status(sample_document(), strict=True), 0)
+        self.assertEqual(exit_status(sample_document(), strict=True), (0, ""))
 
     def test_failed_requests_fail_strict_only(self):
         document = sample_document()
         document["scenarios"]["repeated_token"]["portcullis"]["errors"] = 3
-        self.assertEqual(report.exit_status(document, strict=False), 0)
-        self.assertEqual(report.exit_status(document, strict=True), 1)
+        self.assertEqual(exit_status(document, strict=False)[0], 0)
+        status, printed = exit_status(document, strict=True)
+        self.assertEqual(status, 1)
+        self.assertIn("repeated_token/portcullis had 3 failed requests", printed)
 
     def test_run_without_requests_fails(self):
         document = sample_document()
         document["scenarios"]["repeated_token"]["envoy"]["requests"] = 0
-        self.assertEqual(report.exit_status(document, strict=False), 1)
+        status, printed = exit_status(document, strict=False)
+        self.assertEqual(status, 1)
+        self.assertIn("repeated_token/envoy", printed)
 
     def test_nothing_measured_fails(self):
         document = sample_document()
         for entry in document["contenders"].values():
             entry["status"] = "failed_check"
-        self.assertEqual(report.exit_status(document, strict=False), 1)
+        status, printed = exit_status(document, strict=False)
+        self.assertEqual(status, 1)
+        self.assertIn("no contender passed its check", printed)
 
 
 class SummaryTests(unittest.TestCase):
