@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::keys::testing::{current_claims, jwks, JwksServer, TestKey, ISSUER};
+use crate::keys::testing::{current_claims, jwks, KeyServer, KeyServerSource, TestKey, ISSUER};
 use crate::policy::PathProblem;
 use bearer::CredentialProblem;
 
@@ -143,8 +143,8 @@ fn quoted_string_replaces_controls() {
 }
 
 /// Builds an authorizer over a live JWKS server, with routes like the demo's order service.
-async fn authorizer(key: &TestKey) -> (Authorizer, JwksServer, Metrics) {
-    let server = JwksServer::start(jwks(&[key])).await;
+async fn authorizer(key: &TestKey) -> (Authorizer, KeyServer, Metrics) {
+    let server = KeyServer::start(jwks(&[key])).await;
     let text = format!(
         r#"
         [inbound]
@@ -300,7 +300,7 @@ async fn authorize_failures_map_to_variants() {
 #[tokio::test]
 async fn authorize_without_keys_is_unavailable() {
     let key = TestKey::ec("ec-1");
-    let server = JwksServer::start(jwks(&[&key])).await;
+    let server = KeyServer::start(jwks(&[&key])).await;
     let text = format!(
         "[inbound]\nupstream = \"http://127.0.0.1:8081\"\n[[providers]]\nissuer = \"{ISSUER}\"\naudiences = [\"orders\"]\njwks_uri = \"{}\"\n",
         server.uri()
@@ -327,5 +327,5 @@ async fn authorize_without_keys_is_unavailable() {
         }
     );
     assert_eq!(failure.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(server.requests(), 0);
+    assert_eq!(server.total_hits(), 0);
 }

@@ -5,7 +5,7 @@ use http::StatusCode;
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 
-use super::testing::{jwks, provider, JwksServer, TestKey, ISSUER};
+use super::testing::{jwks, provider, KeyServer, KeyServerSource, TestKey, ISSUER};
 use super::*;
 use crate::config::JwksSource;
 
@@ -41,7 +41,7 @@ async fn store_loads_every_key_family() {
         TestKey::ec("ec-1"),
         TestKey::ed25519("ed-1"),
     ];
-    let server = JwksServer::start(jwks(&[&keys[0], &keys[1], &keys[2]])).await;
+    let server = KeyServer::start(jwks(&[&keys[0], &keys[1], &keys[2]])).await;
     let (store, metrics) = store(provider(server.source()));
 
     assert!(!store.is_ready());
@@ -56,7 +56,7 @@ async fn store_loads_every_key_family() {
     assert_eq!(loaded.set.by_kid("ed-1")[0].family, KeyFamily::Ed25519);
     assert_eq!(metrics.keys_loaded.with_label_values(&[ISSUER]).get(), 3);
     assert_eq!(fetches(&metrics, "ok"), 1);
-    assert_eq!(server.requests(), 1);
+    assert_eq!(server.total_hits(), 1);
 }
 
 #[tokio::test]
@@ -89,7 +89,7 @@ async fn missing_file_fails_fetch() {
 async fn unusable_jwk_is_skipped_alone() {
     let good = TestKey::ec("ec-1");
     let symmetric = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
-    let server = JwksServer::start(json!({"keys": [symmetric, good.jwk]})).await;
+    let server = KeyServer::start(json!({"keys": [symmetric, good.jwk]})).await;
     let (store, _) = store(provider(server.source()));
 
     store.refresh_all().await.expect("fetch");
@@ -102,7 +102,7 @@ async fn unusable_jwk_is_skipped_alone() {
 #[tokio::test]
 async fn set_without_usable_key_keeps_store_unready() {
     let symmetric = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
-    let server = JwksServer::start(json!({"keys": [symmetric]})).await;
+    let server = KeyServer::start(json!({"keys": [symmetric]})).await;
     let (store, metrics) = store(provider(server.source()));
 
     let err = store.refresh_all().await.expect_err("no usable key");
@@ -118,7 +118,7 @@ async fn set_without_usable_key_keeps_store_unready() {
 #[tokio::test]
 async fn failed_refresh_keeps_last_good_set() {
     let key = TestKey::ec("ec-1");
-    let server = JwksServer::start(jwks(&[&key])).await;
+    let server = KeyServer::start(jwks(&[&key])).await;
     let (store, _) = store(provider(server.source()));
     store.refresh_all().await.expect("first fetch");
 
@@ -133,11 +133,11 @@ async fn failed_refresh_keeps_last_good_set() {
     );
     assert_eq!(kids(&store), ["ec-1"]);
 
-    server.set_document(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
+    server.set_jwks(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
     store.refresh_all().await.expect_err("no usable key");
     assert_eq!(kids(&store), ["ec-1"]);
 
-    server.set_raw_document("not json".to_owned());
+    server.set_raw_jwks("not json".to_owned());
     let err = store.refresh_all().await.expect_err("invalid document");
     assert!(
         matches!(err.problem, FetchProblem::InvalidDocument(_)),
@@ -150,13 +150,13 @@ async fn failed_refresh_keeps_last_good_set() {
 async fn refresh_drops_removed_key() {
     let old = TestKey::ec("old");
     let new = TestKey::ec("new");
-    let server = JwksServer::start(jwks(&[&old, &new])).await;
+    let server = KeyServer::start(jwks(&[&old, &new])).await;
     let (store, _) = store(provider(server.source()));
     store.refresh_all().await.expect("first fetch");
     let id = store.provider(ISSUER).expect("provider");
     let first_generation = store.current(id).expect("loaded").generation;
 
-    server.set_document(jwks(&[&new]));
+    server.set_jwks(jwks(&[&new]));
     store.refresh_all().await.expect("second fetch");
 
     assert_eq!(kids(&store), ["new"]);
@@ -169,7 +169,7 @@ async fn refresh_drops_removed_key() {
 #[tokio::test]
 async fn unchanged_refresh_keeps_generation() {
     let key = TestKey::ec("ec-1");
-    let server = JwksServer::start(jwks(&[&key])).await;
+    let server = KeyServer::start(jwks(&[&key])).await;
     let (store, _) = store(provider(server.source()));
     store.refresh_all().await.expect("first fetch");
     let id = store.provider(ISSUER).expect("provider");
@@ -182,8 +182,8 @@ async fn unchanged_refresh_keeps_generation() {
 
 #[tokio::test]
 async fn oversized_document_is_rejected() {
-    let server = JwksServer::start(json!({})).await;
-    server.set_raw_document(" ".repeat(MAX_JWKS_BYTES + 1));
+    let server = KeyServer::start(json!({})).await;
+    server.set_raw_jwks(" ".repeat(MAX_JWKS_BYTES + 1));
     let (store, _) = store(provider(server.source()));
 
     let err = store.refresh_all().await.expect_err("too large");
@@ -193,7 +193,7 @@ async fn oversized_document_is_rejected() {
 
 #[tokio::test]
 async fn stalled_fetch_times_out() {
-    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    let server = KeyServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
     server.hold();
     let mut config = provider(server.source());
     config.fetch_timeout = Duration::from_millis(100);
@@ -207,12 +207,12 @@ async fn stalled_fetch_times_out() {
 
 #[tokio::test]
 async fn background_task_retries_until_ready() {
-    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    let server = KeyServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
     server.fail_next(2);
     let (store, metrics) = store(provider(server.source()));
 
     let task = store.spawn();
-    server.wait_for_requests(3).await;
+    server.wait_for_jwks_hits(3).await;
     for _ in 0..500 {
         if store.is_ready() {
             break;
@@ -228,15 +228,15 @@ async fn background_task_retries_until_ready() {
 
 #[tokio::test]
 async fn background_task_refreshes_on_interval() {
-    let server = JwksServer::start(jwks(&[&TestKey::ec("old")])).await;
+    let server = KeyServer::start(jwks(&[&TestKey::ec("old")])).await;
     let mut config = provider(server.source());
     config.refresh_interval = Duration::from_millis(50);
     let (store, _) = store(config);
 
     let task = store.spawn();
-    server.wait_for_requests(1).await;
-    server.set_document(jwks(&[&TestKey::ec("new")]));
-    server.wait_for_requests(3).await;
+    server.wait_for_jwks_hits(1).await;
+    server.set_jwks(jwks(&[&TestKey::ec("new")]));
+    server.wait_for_jwks_hits(3).await;
     task.abort();
 
     assert_eq!(kids(&store), ["new"]);
@@ -245,12 +245,12 @@ async fn background_task_refreshes_on_interval() {
 #[tokio::test]
 async fn unknown_kid_fetch_is_shared() {
     let old = TestKey::ec("old");
-    let server = JwksServer::start(jwks(&[&old])).await;
+    let server = KeyServer::start(jwks(&[&old])).await;
     let (store, metrics) = store(provider(server.source()));
     store.refresh_all().await.expect("first fetch");
     let id = store.provider(ISSUER).expect("provider");
 
-    server.set_document(jwks(&[&old, &TestKey::ec("new")]));
+    server.set_jwks(jwks(&[&old, &TestKey::ec("new")]));
     server.hold();
     let lookups: Vec<_> = (0..20)
         .map(|_| {
@@ -258,7 +258,7 @@ async fn unknown_kid_fetch_is_shared() {
             tokio::spawn(async move { store.find_key(id, Some("new")).await })
         })
         .collect();
-    server.wait_for_requests(2).await;
+    server.wait_for_jwks_hits(2).await;
     server.release();
 
     for lookup in lookups {
@@ -268,13 +268,13 @@ async fn unknown_kid_fetch_is_shared() {
             .expect("key found after the refetch");
         assert_eq!(found.candidates[0].kid.as_deref(), Some("new"));
     }
-    assert_eq!(server.requests(), 2);
+    assert_eq!(server.total_hits(), 2);
     assert_eq!(fetches(&metrics, "ok"), 2);
 }
 
 #[tokio::test]
 async fn unknown_kid_within_cooldown_fails_at_once() {
-    let server = JwksServer::start(jwks(&[&TestKey::ec("old")])).await;
+    let server = KeyServer::start(jwks(&[&TestKey::ec("old")])).await;
     let (store, _) = store(provider(server.source()));
     store.refresh_all().await.expect("first fetch");
     let id = store.provider(ISSUER).expect("provider");
@@ -290,12 +290,12 @@ async fn unknown_kid_within_cooldown_fails_at_once() {
         second.expect_err("unknown"),
         KeyLookupError::UnknownKid("missing-2".into())
     );
-    assert_eq!(server.requests(), 2, "one initial fetch and one refetch");
+    assert_eq!(server.total_hits(), 2, "one initial fetch and one refetch");
 }
 
 #[tokio::test]
 async fn unknown_kid_refetches_after_cooldown() {
-    let server = JwksServer::start(jwks(&[&TestKey::ec("old")])).await;
+    let server = KeyServer::start(jwks(&[&TestKey::ec("old")])).await;
     let mut config = provider(server.source());
     config.unknown_kid_cooldown = Duration::ZERO;
     let (store, _) = store(config);
@@ -311,30 +311,34 @@ async fn unknown_kid_refetches_after_cooldown() {
         .await
         .expect_err("unknown");
 
-    assert_eq!(server.requests(), 3);
+    assert_eq!(server.total_hits(), 3);
 }
 
 #[tokio::test]
 async fn missing_kid_needs_single_key() {
-    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    let server = KeyServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
     let (store, _) = store(provider(server.source()));
     store.refresh_all().await.expect("fetch");
     let id = store.provider(ISSUER).expect("provider");
 
     assert!(store.find_key(id, None).await.is_ok());
 
-    server.set_document(jwks(&[&TestKey::ec("ec-1"), &TestKey::ec("ec-2")]));
+    server.set_jwks(jwks(&[&TestKey::ec("ec-1"), &TestKey::ec("ec-2")]));
     store.refresh_all().await.expect("fetch");
     assert_eq!(
         store.find_key(id, None).await.expect_err("ambiguous"),
         KeyLookupError::KidRequired(2)
     );
-    assert_eq!(server.requests(), 2, "a missing kid never triggers a fetch");
+    assert_eq!(
+        server.total_hits(),
+        2,
+        "a missing kid never triggers a fetch"
+    );
 }
 
 #[tokio::test]
 async fn lookup_before_first_fetch_fails() {
-    let server = JwksServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
+    let server = KeyServer::start(jwks(&[&TestKey::ec("ec-1")])).await;
     let (store, _) = store(provider(server.source()));
     let id = store.provider(ISSUER).expect("provider");
 
@@ -345,7 +349,7 @@ async fn lookup_before_first_fetch_fails() {
             .expect_err("not loaded"),
         KeyLookupError::NotLoaded
     );
-    assert_eq!(server.requests(), 0);
+    assert_eq!(server.total_hits(), 0);
 }
 
 fn parse_one(jwk: Value, allowed: &[Algorithm]) -> Result<(), SkipReason> {

@@ -7,11 +7,13 @@ use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::keys::testing::{claims_at, jwks, provider, JwksServer, TestKey, AUDIENCE, ISSUER, NOW};
+use crate::keys::testing::{
+    claims_at, jwks, provider, KeyServer, KeyServerSource, TestKey, AUDIENCE, ISSUER, NOW,
+};
 
 /// A verifier over one provider served by an in-test JWKS server, with a settable clock.
 struct Fixture {
-    server: JwksServer,
+    server: KeyServer,
     keys: Arc<KeyStore>,
     verifier: Verifier,
     metrics: Metrics,
@@ -27,7 +29,7 @@ async fn fixture_with(
     adjust: impl FnOnce(&mut ProviderConfig),
     max_entries: usize,
 ) -> Fixture {
-    let server = JwksServer::start(jwks(keys)).await;
+    let server = KeyServer::start(jwks(keys)).await;
     let mut config = provider(server.source());
     config.algorithms.push(Algorithm::PS256);
     adjust(&mut config);
@@ -364,7 +366,7 @@ async fn audience_shapes_are_checked() {
 async fn unknown_issuer_fails_without_fetch() {
     let key = TestKey::ec("ec-1");
     let fx = fixture(&[&key]).await;
-    let fetches_before = fx.server.requests();
+    let fetches_before = fx.server.total_hits();
 
     for issuer in [
         json!("https://evil.test"),
@@ -400,7 +402,7 @@ async fn unknown_issuer_fails_without_fetch() {
         VerifyError::WrongIssuer { issuer: None }
     );
 
-    assert_eq!(fx.server.requests(), fetches_before);
+    assert_eq!(fx.server.total_hits(), fetches_before);
 }
 
 #[tokio::test]
@@ -573,7 +575,7 @@ async fn malformed_tokens_are_rejected() {
         assert_eq!(err.reason(), "malformed", "{case}: {err}");
     }
     assert_eq!(
-        fx.server.requests(),
+        fx.server.total_hits(),
         1,
         "malformed tokens never cause a fetch"
     );
@@ -636,7 +638,7 @@ async fn embedded_keys_in_header_are_ignored() {
         .await;
 
     assert_eq!(err.expect_err("attacker key"), VerifyError::BadSignature);
-    assert_eq!(fx.server.requests(), 1);
+    assert_eq!(fx.server.total_hits(), 1);
 }
 
 #[tokio::test]
@@ -647,7 +649,7 @@ async fn token_without_kid_needs_single_key() {
     assert!(fx.verifier.verify(&token).await.is_ok());
 
     let second = TestKey::ed25519("ed-1");
-    fx.server.set_document(jwks(&[&key, &second]));
+    fx.server.set_jwks(jwks(&[&key, &second]));
     fx.keys.refresh_all().await.expect("refresh");
     let err = fx.verifier.verify(&token).await.expect_err("ambiguous");
     assert_eq!(err, VerifyError::KidRequired { keys: 2 });
@@ -659,12 +661,12 @@ async fn rotated_key_accepted_after_refetch() {
     let old = TestKey::ec("old");
     let fx = fixture(&[&old]).await;
     let new = TestKey::ed25519("new");
-    fx.server.set_document(jwks(&[&old, &new]));
+    fx.server.set_jwks(jwks(&[&old, &new]));
 
     let verified = fx.verifier.verify(&new.sign(&claims_at(NOW))).await;
 
     assert!(verified.is_ok(), "{verified:?}");
-    assert_eq!(fx.server.requests(), 2);
+    assert_eq!(fx.server.total_hits(), 2);
 }
 
 #[tokio::test]
@@ -694,7 +696,7 @@ async fn unknown_kid_is_reported() {
 #[tokio::test]
 async fn keys_unavailable_before_first_fetch() {
     let key = TestKey::ec("ec-1");
-    let server = JwksServer::start(jwks(&[&key])).await;
+    let server = KeyServer::start(jwks(&[&key])).await;
     let config = provider(server.source());
     let metrics = Metrics::new();
     let store = KeyStore::new(std::slice::from_ref(&config), metrics.clone()).expect("store");
@@ -804,7 +806,7 @@ async fn cache_drops_token_of_removed_key() {
     fx.verifier.verify(&old_token).await.expect("valid");
     fx.verifier.verify(&new_token).await.expect("valid");
 
-    fx.server.set_document(jwks(&[&new]));
+    fx.server.set_jwks(jwks(&[&new]));
     fx.keys.refresh_all().await.expect("refresh");
 
     let err = fx

@@ -5,10 +5,8 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 pub mod raw;
-/// Key material and signing, the same source the library's unit tests compile as part of
-/// `keys::testing`.
-#[path = "../../src/keys/testing/signing.rs"]
-pub mod signing;
+/// Key material and signing, shared with the library's unit tests.
+pub use portcullis_testkit::signing;
 pub mod tokens;
 
 use std::convert::Infallible;

@@ -1,31 +1,22 @@
-//! Fixtures for the token tests: default claims, raw token assembly, a JWKS server that
-//! counts every request it receives, and sidecar configurations with one or more providers.
-//! Everything listens on 127.0.0.1. The signing keys come from [`super::signing`].
+//! Fixtures for the token tests: default claims, raw token assembly, and sidecar
+//! configurations with one or more providers. The signing keys and the key server, which
+//! listens on 127.0.0.1, come from the `portcullis-testkit` crate.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use portcullis::config::Config;
 use portcullis::RunningSidecar;
 
+pub use portcullis_testkit::KeyServer;
+
 use super::signing::{b64, TestKey};
-use super::{now, wait_ready, Reply, WAIT_LIMIT};
+use super::{now, wait_ready, Reply};
 
 /// The issuer of the default provider.
 pub const ISSUER: &str = "https://sts.test";
@@ -94,134 +85,6 @@ impl SignDefaultClaims for TestKey {
     fn token(&self) -> String {
         self.sign(&claims())
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Key server
-
-struct KeyServerState {
-    jwks: Mutex<String>,
-    discovery: Mutex<Option<String>>,
-    failing: AtomicBool,
-    /// Requests received, by path.
-    hits: Mutex<HashMap<String, usize>>,
-}
-
-/// An HTTP server on 127.0.0.1 that serves a JWKS at `/jwks.json` and, when set, a
-/// discovery document at `/.well-known/openid-configuration`. Every request to any path is
-/// counted, so a test can prove that nothing was fetched from it.
-pub struct KeyServer {
-    pub addr: SocketAddr,
-    state: Arc<KeyServerState>,
-}
-
-impl KeyServer {
-    /// Starts serving `jwks` until the test's runtime ends.
-    pub async fn start(jwks: Value) -> KeyServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let state = Arc::new(KeyServerState {
-            jwks: Mutex::new(jwks.to_string()),
-            discovery: Mutex::new(None),
-            failing: AtomicBool::new(false),
-            hits: Mutex::new(HashMap::new()),
-        });
-        let served = Arc::clone(&state);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&served);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| respond(Arc::clone(&state), request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        KeyServer { addr, state }
-    }
-
-    /// Returns `http://127.0.0.1:<port>`, usable as an issuer for discovery.
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn jwks_uri(&self) -> String {
-        format!("{}/jwks.json", self.base())
-    }
-
-    pub fn set_jwks(&self, jwks: Value) {
-        *self.state.jwks.lock().unwrap() = jwks.to_string();
-    }
-
-    pub fn set_discovery(&self, document: Value) {
-        *self.state.discovery.lock().unwrap() = Some(document.to_string());
-    }
-
-    /// Makes every request get 500 while `failing` is set.
-    pub fn set_failing(&self, failing: bool) {
-        self.state.failing.store(failing, Ordering::SeqCst);
-    }
-
-    /// Returns the number of requests received for `path`.
-    pub fn hits(&self, path: &str) -> usize {
-        self.state
-            .hits
-            .lock()
-            .unwrap()
-            .get(path)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Returns the number of requests received for any path.
-    pub fn total_hits(&self) -> usize {
-        self.state.hits.lock().unwrap().values().sum()
-    }
-
-    /// Waits until `/jwks.json` has been requested at least `count` times.
-    pub async fn wait_for_jwks_hits(&self, count: usize) {
-        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
-        while self.hits("/jwks.json") < count {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the key server got {} JWKS requests, expected {count}",
-                self.hits("/jwks.json")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn respond(
-    state: Arc<KeyServerState>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path().to_owned();
-    *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-    let body = if state.failing.load(Ordering::SeqCst) {
-        None
-    } else {
-        match path.as_str() {
-            "/jwks.json" => Some(state.jwks.lock().unwrap().clone()),
-            "/.well-known/openid-configuration" => state.discovery.lock().unwrap().clone(),
-            _ => None,
-        }
-    };
-    let status = match (&body, state.failing.load(Ordering::SeqCst)) {
-        (Some(_), _) => StatusCode::OK,
-        (None, true) => StatusCode::INTERNAL_SERVER_ERROR,
-        (None, false) => StatusCode::NOT_FOUND,
-    };
-    let response = Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .expect("valid response");
-    Ok(response)
 }
 
 // ---------------------------------------------------------------------------------------

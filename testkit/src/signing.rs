@@ -1,19 +1,13 @@
 //! Test key material and signing: real keys of every family the verifier accepts, their
 //! public JWKs and other public encodings, and signing of claims or of raw header and
 //! payload text.
-//!
-//! This file uses no item of the `portcullis` crate, so two kinds of tests compile the same
-//! source: the library's unit tests as `keys::testing::signing`, and the integration tests in
-//! `proxy/tests` through a `#[path]` module in `tests/common`.
-
-// Each test binary that compiles this file uses a different subset of it.
-#![allow(dead_code)]
 
 use std::sync::OnceLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs8::EncodePublicKey;
 use serde_json::{json, Value};
 
 /// Encodes bytes as unpadded base64url, the encoding of every JWS segment.
@@ -44,11 +38,19 @@ fn rsa_private_key(slot: usize) -> &'static rsa::RsaPrivateKey {
     })
 }
 
+/// Returns the SPKI encodings of `public`, PEM and DER, which every key family has.
+fn spki_encodings(public: &impl EncodePublicKey) -> Vec<(&'static str, Vec<u8>)> {
+    let pem = public
+        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+        .expect("SPKI PEM");
+    let der = public.to_public_key_der().expect("SPKI DER");
+    vec![("SPKI PEM", pem.into_bytes()), ("SPKI DER", der.into_vec())]
+}
+
 impl TestKey {
     /// Creates an RS256 key from one of the shared RSA keys, chosen by `slot` (0 to 2).
     pub fn rsa(kid: &str, slot: usize) -> TestKey {
         use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
-        use rsa::pkcs8::EncodePublicKey;
         use rsa::traits::PublicKeyParts;
 
         let private = rsa_private_key(slot);
@@ -61,14 +63,8 @@ impl TestKey {
             "n": b64(private.n().to_bytes_be()),
             "e": b64(private.e().to_bytes_be()),
         });
-        let public_encodings = vec![
-            (
-                "SPKI PEM",
-                public
-                    .to_public_key_pem(LineEnding::LF)
-                    .expect("SPKI PEM")
-                    .into_bytes(),
-            ),
+        let mut public_encodings = spki_encodings(&public);
+        public_encodings.extend([
             (
                 "PKCS#1 PEM",
                 public
@@ -77,16 +73,12 @@ impl TestKey {
                     .into_bytes(),
             ),
             (
-                "SPKI DER",
-                public.to_public_key_der().expect("SPKI DER").into_vec(),
-            ),
-            (
                 "PKCS#1 DER",
                 public.to_pkcs1_der().expect("PKCS#1 DER").into_vec(),
             ),
             ("JWK JSON", jwk.to_string().into_bytes()),
             ("modulus", private.n().to_bytes_be()),
-        ];
+        ]);
         TestKey {
             kid: kid.to_owned(),
             algorithm: Algorithm::RS256,
@@ -99,7 +91,7 @@ impl TestKey {
     /// Generates an ES256 key.
     pub fn ec(kid: &str) -> TestKey {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
-        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
         let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
         let public = secret.public_key();
@@ -112,21 +104,11 @@ impl TestKey {
             "x": b64(point.x().expect("uncompressed point")),
             "y": b64(point.y().expect("uncompressed point")),
         });
-        let public_encodings = vec![
-            (
-                "SPKI PEM",
-                public
-                    .to_public_key_pem(LineEnding::LF)
-                    .expect("SPKI PEM")
-                    .into_bytes(),
-            ),
-            (
-                "SPKI DER",
-                public.to_public_key_der().expect("SPKI DER").into_vec(),
-            ),
+        let mut public_encodings = spki_encodings(&public);
+        public_encodings.extend([
             ("SEC1 point", point.as_bytes().to_vec()),
             ("JWK JSON", jwk.to_string().into_bytes()),
-        ];
+        ]);
         TestKey {
             kid: kid.to_owned(),
             algorithm: Algorithm::ES256,
@@ -164,7 +146,7 @@ impl TestKey {
     /// Generates an Ed25519 key.
     pub fn ed25519(kid: &str) -> TestKey {
         use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-        use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
 
         let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let verifying = signing.verifying_key();
@@ -175,17 +157,11 @@ impl TestKey {
             "kty": "OKP", "crv": "Ed25519", "kid": kid, "use": "sig", "alg": "EdDSA",
             "x": b64(verifying.as_bytes()),
         });
-        let public_encodings = vec![
-            (
-                "SPKI PEM",
-                verifying
-                    .to_public_key_pem(LineEnding::LF)
-                    .expect("SPKI PEM")
-                    .into_bytes(),
-            ),
+        let mut public_encodings = spki_encodings(&verifying);
+        public_encodings.extend([
             ("raw", verifying.as_bytes().to_vec()),
             ("JWK JSON", jwk.to_string().into_bytes()),
-        ];
+        ]);
         TestKey {
             kid: kid.to_owned(),
             algorithm: Algorithm::EdDSA,
