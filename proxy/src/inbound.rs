@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use http::header::{EXPECT, HOST};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Body as _;
@@ -145,9 +146,9 @@ impl State {
         // Routes match the path as is unless they are case-insensitive, so only that case
         // pays for a folded copy.
         let route_path = if self.case_insensitive_routes {
-            Cow::Owned(path::fold_case(&target.path))
+            Cow::Owned(path::fold_case(target.path()))
         } else {
-            Cow::Borrowed(target.path.as_str())
+            Cow::Borrowed(target.path())
         };
         // Boxed, so a request waiting below for a connection to the app does not carry room
         // for this step's state. With many connections, most requests wait there.
@@ -300,14 +301,15 @@ impl Handler for Inbound {
 
         let (outcome, path) = match target::check(&request) {
             Ok(target) => {
-                let path = target.path.clone();
+                // Shares the target's bytes instead of copying the path.
+                let path = LoggedPath::Normal(target.path_and_query.clone());
                 let outcome = state
                     .authorize_and_forward(request, target, connection, &self.metrics)
                     .await;
                 (outcome, path)
             }
             Err(error) => {
-                let path = request.uri().path().to_owned();
+                let path = LoggedPath::Received(request.uri().path().to_owned());
                 drain_rejected_body(request).await;
                 (state.reject_target(error, &self.metrics), path)
             }
@@ -318,7 +320,7 @@ impl Handler for Inbound {
             &RequestRecord {
                 direction: Direction::Inbound,
                 method: &method,
-                path: &path,
+                path: path.as_str(),
                 status: outcome.response.status(),
                 started,
                 subject: outcome.subject.as_deref(),
@@ -354,4 +356,20 @@ async fn drain_rejected_body(request: Request<RequestBody>) {
     let limited = Limited::new(request.into_body(), REJECTED_BODY_DRAIN_LIMIT);
     // The outcome does not matter: the body is discarded either way.
     let _ = tokio::time::timeout(REJECTED_BODY_DRAIN_TIME, limited.collect()).await;
+}
+
+/// The path the access log names: the normal form of a target that passed the checks, or
+/// the path as received when the target was rejected.
+enum LoggedPath {
+    Normal(PathAndQuery),
+    Received(String),
+}
+
+impl LoggedPath {
+    fn as_str(&self) -> &str {
+        match self {
+            LoggedPath::Normal(target) => target.path(),
+            LoggedPath::Received(path) => path,
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! non-ASCII bytes. The rules follow Spring Security's `StrictHttpFirewall`, which rejects the
 //! same set for the same reason. Letter case is kept; route matching decides whether it counts.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use http::Method;
@@ -63,17 +64,18 @@ impl fmt::Display for PathProblem {
 
 /// Returns the normal form of `path` (the request target's path, without the query), or the
 /// reason it is rejected. `*` is accepted only with OPTIONS. Normalising a normal form
-/// returns it unchanged.
-pub fn normalize(method: &Method, path: &str) -> Result<String, PathProblem> {
+/// returns it unchanged, and borrowed: only a path with a percent escape is copied.
+pub fn normalize<'a>(method: &Method, path: &'a str) -> Result<Cow<'a, str>, PathProblem> {
     if path == "*" && method == Method::OPTIONS {
-        return Ok(path.to_owned());
+        return Ok(Cow::Borrowed(path));
     }
     if !path.starts_with('/') {
         return Err(PathProblem::NotAbsolute);
     }
 
     let bytes = path.as_bytes();
-    let mut normal = String::with_capacity(path.len());
+    // The rewritten path, started at the first escape with everything before it.
+    let mut rewritten: Option<String> = None;
     let mut index = 0;
     while index < bytes.len() {
         let byte = bytes[index];
@@ -83,10 +85,16 @@ pub fn normalize(method: &Method, path: &str) -> Result<String, PathProblem> {
                     .get(index..index + 3)
                     .ok_or(PathProblem::BadPercentEncoding)?;
                 let decoded = decode_escape(escape).ok_or(PathProblem::BadPercentEncoding)?;
+                if changes_reading(decoded) {
+                    return Err(PathProblem::EncodedCharacter(escape.to_owned()));
+                }
+                let normal = rewritten.get_or_insert_with(|| {
+                    let mut normal = String::with_capacity(path.len());
+                    normal.push_str(&path[..index]);
+                    normal
+                });
                 if is_unreserved(decoded) {
                     normal.push(char::from(decoded));
-                } else if changes_reading(decoded) {
-                    return Err(PathProblem::EncodedCharacter(escape.to_owned()));
                 } else {
                     normal.push('%');
                     normal.push_str(&escape[1..].to_ascii_uppercase());
@@ -97,11 +105,16 @@ pub fn normalize(method: &Method, path: &str) -> Result<String, PathProblem> {
             b'\\' => return Err(PathProblem::Backslash),
             b';' => return Err(PathProblem::Semicolon),
             byte if !(0x21..0x7f).contains(&byte) => return Err(PathProblem::ControlCharacter),
-            _ => normal.push(char::from(byte)),
+            _ => {
+                if let Some(normal) = &mut rewritten {
+                    normal.push(char::from(byte));
+                }
+            }
         }
         index += 1;
     }
 
+    let normal = rewritten.map_or(Cow::Borrowed(path), Cow::Owned);
     check_segments(&normal)?;
     Ok(normal)
 }
@@ -128,12 +141,11 @@ pub fn fold_case(path: &str) -> String {
 
 /// Rejects `.` and `..` segments and empty segments other than the one a trailing `/` leaves.
 fn check_segments(path: &str) -> Result<(), PathProblem> {
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len() - 1;
-    for (position, segment) in segments.iter().enumerate() {
-        match *segment {
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        match segment {
             "." | ".." => return Err(PathProblem::DotSegment),
-            "" if position != last => return Err(PathProblem::EmptySegment),
+            "" if segments.peek().is_some() => return Err(PathProblem::EmptySegment),
             _ => {}
         }
     }
@@ -167,7 +179,7 @@ mod tests {
     use super::*;
 
     fn normal(path: &str) -> Result<String, PathProblem> {
-        normalize(&Method::GET, path)
+        normalize(&Method::GET, path).map(Cow::into_owned)
     }
 
     #[test]
@@ -188,6 +200,26 @@ mod tests {
         for path in paths {
             assert_eq!(normal(path).as_deref(), Ok(path), "{path}");
         }
+    }
+
+    #[test]
+    fn only_escaped_paths_copied() {
+        for path in ["/", "/orders/7", "/a:b@c!$&'()*+,="] {
+            assert!(
+                matches!(normalize(&Method::GET, path), Ok(Cow::Borrowed(_))),
+                "{path}"
+            );
+        }
+        let escaped = normalize(&Method::GET, "/a/%72eports").unwrap();
+        assert!(matches!(escaped, Cow::Owned(_)));
+        assert_eq!(escaped, "/a/reports");
+    }
+
+    #[test]
+    fn empty_segment_checked_after_rewrite() {
+        // A path with an escape has its segments checked on the rewritten copy.
+        assert_eq!(normal("/%61//b"), Err(PathProblem::EmptySegment));
+        assert_eq!(normal("/a/"), Ok("/a/".to_owned()));
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl InvalidRequest {
 pub fn check_path(method: &Method, path: &str) -> Result<(), PathProblem> {
     let normal = path::normalize(method, path)?;
     if normal != path {
-        return Err(PathProblem::NotNormalized(normal));
+        return Err(PathProblem::NotNormalized(normal.into_owned()));
     }
     Ok(())
 }

@@ -70,9 +70,8 @@ impl TargetError {
 /// A request target that passed the checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The normal form of the path ([`path::normalize`]), which routes match.
-    pub path: String,
-    /// The normal path and the query as received: the origin-form target the app gets.
+    /// The normal path and the query as received: the origin-form target the app gets. Its
+    /// path, [`Target::path`], is what routes match.
     pub path_and_query: PathAndQuery,
     /// The authority of an absolute-form or HTTP/2 target, for a `Host` header when the
     /// request has none.
@@ -114,19 +113,34 @@ pub fn check<B>(request: &Request<B>) -> Result<Target, TargetError> {
     }
 
     let path = path::normalize(request.method(), uri.path()).map_err(TargetError::Path)?;
-    let joined = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.clone(),
+    let path_and_query = match uri.path_and_query() {
+        // Already normal: the received target is shared, not copied. An absolute-form target
+        // without a path has an empty one here, so it is rebuilt as `/` below.
+        Some(received) if received.path() == path && received.as_str().starts_with(&*path) => {
+            received.clone()
+        }
+        _ => {
+            let joined = match uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.into_owned(),
+            };
+            // The path is the normal form of a valid path, and the query comes from a valid
+            // URI. So the join parses, and the error arm only guards that reasoning.
+            PathAndQuery::try_from(joined)
+                .map_err(|_| TargetError::Path(PathProblem::ControlCharacter))?
+        }
     };
-    // The path is a normal form of a valid path and the query comes from a valid URI, so the
-    // join parses; the error arm only guards that reasoning.
-    let path_and_query = PathAndQuery::try_from(joined)
-        .map_err(|_| TargetError::Path(PathProblem::ControlCharacter))?;
     Ok(Target {
-        path,
         path_and_query,
         authority,
     })
+}
+
+impl Target {
+    /// Returns the normal form of the path ([`path::normalize`]), which routes match.
+    pub fn path(&self) -> &str {
+        self.path_and_query.path()
+    }
 }
 
 /// Returns the request's one `Host` as an authority, or `None` when it has none.
@@ -176,9 +190,27 @@ mod tests {
     #[test]
     fn origin_form_normalised() {
         let target = get("/%72eports?x=/healthz", &["orders"]).unwrap();
-        assert_eq!(target.path, "/reports");
+        assert_eq!(target.path(), "/reports");
         assert_eq!(target.path_and_query.as_str(), "/reports?x=/healthz");
         assert_eq!(target.authority, None);
+    }
+
+    #[test]
+    fn normal_target_shared_and_escaped_target_rebuilt() {
+        let target = get("/orders/7?x=%2F", &["orders"]).unwrap();
+        assert_eq!(target.path(), "/orders/7");
+        assert_eq!(target.path_and_query.as_str(), "/orders/7?x=%2F");
+        // An escape that is already normal keeps its text, rebuilt or not.
+        let target = get("/a%3Ab?q", &["orders"]).unwrap();
+        assert_eq!(target.path_and_query.as_str(), "/a%3Ab?q");
+        let target = get("/a%3ab?q", &["orders"]).unwrap();
+        assert_eq!(target.path_and_query.as_str(), "/a%3Ab?q");
+        // An absolute-form target without a path gets `/`.
+        let target = get("http://orders", &["orders"]).unwrap();
+        assert_eq!(target.path(), "/");
+        assert_eq!(target.path_and_query.as_str(), "/");
+        let target = get("http://orders?q=1", &["orders"]).unwrap();
+        assert_eq!(target.path_and_query.as_str(), "/?q=1");
     }
 
     #[test]
@@ -187,7 +219,7 @@ mod tests {
         assert_eq!(target.path_and_query.as_str(), "/a?b=1");
         assert_eq!(target.authority.unwrap().as_str(), "Orders:80");
         let target = get("https://orders/a", &["orders:443"]).unwrap();
-        assert_eq!(target.path, "/a");
+        assert_eq!(target.path(), "/a");
         assert!(get("http://orders/a", &[]).is_ok());
     }
 
