@@ -33,6 +33,7 @@ use crate::upstream::{
     json_response, upstream_uri, FailureKind, ProxyBody, RequestBody, UpstreamClient,
     UpstreamMetrics, UpstreamOptions,
 };
+use crate::verify::VerifiedToken;
 use target::{Target, TargetError};
 
 /// Handles the requests that arrive for the app. [`Inbound::reload`] replaces its
@@ -59,7 +60,8 @@ struct State {
 /// The response and what the access log needs to know about how it came about.
 struct Outcome {
     response: Response<ProxyBody>,
-    subject: Option<String>,
+    /// The verified token, for the access log's subject.
+    token: Option<Arc<VerifiedToken>>,
     reason: Option<&'static str>,
 }
 
@@ -67,7 +69,7 @@ impl Outcome {
     fn rejected(response: Response<ProxyBody>, reason: &'static str) -> Outcome {
         Outcome {
             response,
-            subject: None,
+            token: None,
             reason: Some(reason),
         }
     }
@@ -205,7 +207,6 @@ impl State {
             Version::HTTP_11
         };
 
-        let subject = token.as_ref().and_then(|token| token.subject.clone());
         match self
             .client
             .send(Request::from_parts(parts, body), self.upstream_timeout)
@@ -216,7 +217,7 @@ impl State {
                 remove_hop_by_hop(&mut parts.headers);
                 Outcome {
                     response: Response::from_parts(parts, body.boxed_unsync()),
-                    subject,
+                    token,
                     reason: None,
                 }
             }
@@ -229,7 +230,7 @@ impl State {
                     .inc();
                 Outcome {
                     response: self.upstream_failure_response(kind),
-                    subject,
+                    token,
                     reason: Some(kind.label()),
                 }
             }
@@ -323,7 +324,10 @@ impl Handler for Inbound {
                 path: path.as_str(),
                 status: outcome.response.status(),
                 started,
-                subject: outcome.subject.as_deref(),
+                subject: outcome
+                    .token
+                    .as_ref()
+                    .and_then(|token| token.subject.as_deref()),
                 reason: outcome.reason,
             },
         );
