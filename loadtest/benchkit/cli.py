@@ -51,7 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=int,
                         help="requests per second of fixed_rate (default: half the slowest "
                              "contender's repeated_token rate, at most 20,000, 5000 with "
-                             "--quick)")
+                             "--quick; with k6 at most 2000, 1000 with --quick)")
     parser.add_argument("--fixed-rate-tool", choices=["oha", "k6"], default="oha",
                         help="load generator of fixed_rate: oha (default), which costs a "
                              "few microseconds per request and counts latency from when each "
@@ -300,18 +300,20 @@ def run_scenarios(args, plan: Plan, contenders: list[Contender], programs, token
         record(f"connections_{count}",
                lambda m, count=count: m.wrk("repeated_token.lua", count, plan.connections, valid))
     if plan.fixed_rate:
-        rate = args.rate or choose_rate(results, plan)
+        rate = args.rate or choose_rate(results, plan, args.fixed_rate_tool)
         tool = args.fixed_rate_tool
         print(f"==> fixed_rate at {rate} requests per second ({tool})", flush=True)
-        record("fixed_rate", lambda m: {**m.fixed_rate(tool, tokens.file("valid"), rate,
-                                                       plan.fixed_rate), "rate": rate})
+        record("fixed_rate", lambda m: {**m.fixed_rate(tool, tokens, rate, plan.fixed_rate),
+                                        "rate": rate})
     return results
 
 
-def choose_rate(results: dict[str, dict[str, dict]], plan: Plan) -> int:
-    """Return half the slowest contender's repeated_token throughput, at most the plan's cap."""
+def choose_rate(results: dict[str, dict[str, dict]], plan: Plan, tool: str = "oha") -> int:
+    """Return half the slowest contender's repeated_token throughput, at most the plan's cap
+    for ``tool``."""
     rates = [result.get("rps", 0) for result in results.get("repeated_token", {}).values()
              if result.get("rps")]
-    slowest = min(rates) if rates else plan.max_fixed_rate * 2
-    return max(100, min(plan.max_fixed_rate, int(slowest / 2) // 100 * 100))
+    cap = plan.max_k6_fixed_rate if tool == "k6" else plan.max_fixed_rate
+    slowest = min(rates) if rates else cap * 2
+    return max(100, min(cap, int(slowest / 2) // 100 * 100))
 

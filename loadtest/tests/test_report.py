@@ -196,6 +196,13 @@ class RateTests(unittest.TestCase):
         fast = {"repeated_token": {"a": {"rps": 90000.0}}}
         self.assertEqual(choose_rate(fast, plan), plan.max_fixed_rate)
 
+    def test_rate_capped_lower_for_k6(self):
+        plan = PLANS["full"]
+        fast = {"repeated_token": {"a": {"rps": 90000.0}}}
+        self.assertEqual(choose_rate(fast, plan, "k6"), plan.max_k6_fixed_rate)
+        self.assertEqual(choose_rate(fast, plan, "oha"), plan.max_fixed_rate)
+        self.assertLess(plan.max_k6_fixed_rate, plan.max_fixed_rate)
+
     def test_rate_has_a_floor(self):
         self.assertEqual(choose_rate({"repeated_token": {"a": {"rps": 50.0}}}, PLANS["full"]),
                          100)

@@ -114,11 +114,10 @@ pub fn check<B>(request: &Request<B>) -> Result<Target, TargetError> {
 
     let path = path::normalize(request.method(), uri.path()).map_err(TargetError::Path)?;
     let path_and_query = match uri.path_and_query() {
-        // Already normal: the received target is shared, not copied. An absolute-form target
-        // without a path has an empty one here, so it is rebuilt as `/` below.
-        Some(received) if received.path() == path && received.as_str().starts_with(&*path) => {
-            received.clone()
-        }
+        // Already normal: the received target is shared, not copied. The text is compared,
+        // because `PathAndQuery::path` reports the empty path of an absolute-form target
+        // such as `http://orders?q=1` as `/`, and that target is rebuilt as `/?q=1` below.
+        Some(received) if starts_with_path(received.as_str(), &path) => received.clone(),
         _ => {
             let joined = match uri.query() {
                 Some(query) => format!("{path}?{query}"),
@@ -134,6 +133,13 @@ pub fn check<B>(request: &Request<B>) -> Result<Target, TargetError> {
         path_and_query,
         authority,
     })
+}
+
+/// Returns whether `target` is `path`, alone or followed by a query.
+fn starts_with_path(target: &str, path: &str) -> bool {
+    target
+        .strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
 }
 
 impl Target {
