@@ -23,7 +23,7 @@ use crate::config::{normalize_typ, CacheConfig, ProviderConfig};
 use crate::identity::StandardValues;
 use crate::keys::{KeyLookupError, KeyStore, ProviderId, VerificationKey};
 use crate::metrics::Metrics;
-use cache::{hash_token, CacheEntry, TokenCache};
+use cache::{CacheEntry, TokenCache, TokenKey};
 
 pub use error::{format_utc, VerifyError};
 pub use json::Field;
@@ -180,17 +180,17 @@ impl Verifier {
     async fn verify_uncounted(&self, token: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
         let now = (self.clock)();
         let Some(cache) = &self.cache else {
-            return Ok(Arc::new(self.verify_fully(token, now).await?.token));
+            return Ok(Arc::new(self.verify_fully(token, now, None).await?.token));
         };
 
-        let hash = hash_token(token);
-        if let Some(cached) = cache.get(&hash, now, &self.keys) {
+        let key = cache.key(token);
+        if let Some(cached) = cache.get(&key, now, &self.keys) {
             self.metrics.cache_hits.inc();
             return Ok(cached);
         }
         self.metrics.cache_misses.inc();
 
-        let verified = self.verify_fully(token, now).await?;
+        let verified = self.verify_fully(token, now, Some(&key)).await?;
         let token = Arc::new(verified.token);
         let entry = CacheEntry {
             token: Arc::clone(&token),
@@ -200,12 +200,18 @@ impl Verifier {
             generation: verified.generation,
             usable_until: verified.usable_until,
         };
-        cache.insert(hash, entry, now);
+        cache.insert(&key, entry, now);
         Ok(token)
     }
 
-    /// Runs every check on `token` at time `now`.
-    async fn verify_fully(&self, token: &str, now: i64) -> Result<Verified, VerifyError> {
+    /// Runs every check on `token` at time `now`. The signature check reuses the digest of
+    /// the signing input in `cache_key` when the algorithm signs a SHA-256 digest.
+    async fn verify_fully(
+        &self,
+        token: &str,
+        now: i64,
+        cache_key: Option<&TokenKey>,
+    ) -> Result<Verified, VerifyError> {
         let unverified = token::parse(token)?;
         let claims = unverified.claims()?;
 
@@ -267,9 +273,14 @@ impl Verifier {
             });
         };
 
+        // Both texts start the same token, so an equal length means the same signing input.
+        let digest = cache_key
+            .filter(|cache_key| cache_key.signing_input_len == unverified.signing_input.len())
+            .map(|cache_key| &cache_key.digest);
         if !key.verify_signature(
             algorithm,
             unverified.signing_input.as_bytes(),
+            digest,
             &unverified.signature,
         ) {
             return Err(VerifyError::BadSignature);

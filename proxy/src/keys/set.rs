@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::digest::Digest;
 use jsonwebtoken::Algorithm;
 
 use super::public_key::ParsedKeys;
@@ -94,12 +95,35 @@ impl VerificationKey {
     }
 
     /// Verifies `signature`, the decoded JWS signature, over `message` with `algorithm`.
-    /// Returns `false` for an invalid signature and for an algorithm the key does not accept.
-    pub fn verify_signature(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        self.parsed
-            .get(algorithm)
-            .is_some_and(|key| key.verify_sig(message, signature).is_ok())
+    /// `sha256`, when given, must be the SHA-256 of `message`, and algorithms that sign a
+    /// SHA-256 digest use it instead of hashing `message` again. Returns `false` for an invalid
+    /// signature and for an algorithm the key does not accept.
+    pub fn verify_signature(
+        &self,
+        algorithm: Algorithm,
+        message: &[u8],
+        sha256: Option<&Digest>,
+        signature: &[u8],
+    ) -> bool {
+        let Some(key) = self.parsed.get(algorithm) else {
+            return false;
+        };
+        match sha256 {
+            Some(digest) if signs_sha256(algorithm) => {
+                key.verify_digest_sig(digest, signature).is_ok()
+            }
+            _ => key.verify_sig(message, signature).is_ok(),
+        }
     }
+}
+
+/// Returns whether `algorithm` signs the SHA-256 digest of the message (Ed25519 signs the
+/// message itself).
+fn signs_sha256(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256
+    )
 }
 
 /// The usable keys of one provider, as loaded by one successful fetch.

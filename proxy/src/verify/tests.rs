@@ -772,6 +772,70 @@ async fn cache_hit_is_counted() {
     assert_eq!(verification_count(&fx.metrics, "valid"), 2);
 }
 
+/// Returns `token` with its signature replaced by the one of `other`.
+fn with_signature_of(token: &str, other: &str) -> String {
+    let (signing_input, _) = token.rsplit_once('.').unwrap();
+    let (_, signature) = other.rsplit_once('.').unwrap();
+    format!("{signing_input}.{signature}")
+}
+
+#[tokio::test]
+async fn cached_claims_with_other_signature_rejected() {
+    // RS256 and ES256 reuse the cache key's digest for the signature check, and EdDSA signs
+    // the text itself.
+    let keys = [
+        TestKey::rsa("rsa-1", 0),
+        TestKey::ec("ec-1"),
+        TestKey::ed25519("ed-1"),
+    ];
+    for key in &keys {
+        let fx = fixture(&[key]).await;
+        let claims = claims_at(NOW);
+        let token = key.sign(&claims);
+        fx.verifier.verify(&token).await.expect("valid");
+
+        // The signature of other claims, on the cached token's header and payload.
+        let other = key.sign(&claims_with(json!({"sub": "someone-else"})));
+        let forged = with_signature_of(&token, &other);
+        let err = fx.verifier.verify(&forged).await.expect_err("forged");
+        assert_eq!(err.reason(), "bad_signature", "{}", key.kid);
+        // A truncated signature is rejected too.
+        let truncated = &token[..token.len() - 4];
+        fx.verifier.verify(truncated).await.expect_err("truncated");
+
+        let again = fx.verifier.verify(&token).await.expect("still valid");
+        assert_eq!(again.subject.as_deref(), Some("peter"), "{}", key.kid);
+        assert_eq!(fx.metrics.cache_hits.get(), 1, "{}", key.kid);
+        assert_eq!(fx.metrics.cache_misses.get(), 3, "{}", key.kid);
+    }
+}
+
+#[tokio::test]
+async fn second_signature_of_cached_claims_verified() {
+    // ECDSA signatures are randomized: signing the same claims twice gives two valid tokens
+    // with the same signing input.
+    let key = TestKey::ec("ec-1");
+    let fx = fixture(&[&key]).await;
+    let claims = claims_at(NOW);
+    let first = key.sign(&claims);
+    let second = key.sign(&claims);
+    assert_ne!(first, second);
+    assert_eq!(
+        first.rsplit_once('.').unwrap().0,
+        second.rsplit_once('.').unwrap().0
+    );
+
+    for token in [&first, &second, &first] {
+        fx.verifier.verify(token).await.expect("valid");
+    }
+    assert_eq!(
+        fx.metrics.cache_misses.get(),
+        3,
+        "each signature is checked"
+    );
+    assert_eq!(verification_count(&fx.metrics, "valid"), 3);
+}
+
 #[tokio::test]
 async fn cached_token_expires_on_time() {
     let key = TestKey::ec("ec-1");
