@@ -39,7 +39,7 @@ use http::StatusCode;
 pub use chunked::{ChunkProgress, ChunkedBody};
 pub use guard::{GuardState, Http1Guard, RejectionPoint};
 pub use head::{BodyFraming, HeadParse, HeadParser, MessageKind, RequestHead};
-pub use response::{InvalidResponse, ResponseGuard, ResponseRejectionObserver};
+pub use response::{InvalidResponse, ResponseGuard, ResponseRejectionObserver, RESPONSE_LIMITS};
 
 /// The limits the guard enforces on each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 mod client;
 mod guarded;
 pub mod headers;
+mod http1;
 
 pub use client::{UpstreamBody, UpstreamClient, UpstreamMetrics, UpstreamOptions};
 
@@ -20,9 +21,12 @@ use http::{HeaderValue, Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 
+/// The error type of response bodies: hyper's, or the HTTP/1 client's own.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
 /// The body of every response a listener sends: either the upstream's body, streamed as it
 /// arrives, or a small body the sidecar wrote itself.
-pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A failure while reading a request body.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ use super::{BodyFraming, ChunkProgress, ChunkedBody, HeadLimits, HeadParse, Head
 /// Limits for upstream responses: generous, because the app is trusted to send sane heads,
 /// and bounded, so a broken app cannot make the sidecar buffer without end. hyper's client
 /// buffers at most about 400 KiB by default, so larger heads fail there anyway.
-const RESPONSE_LIMITS: HeadLimits = HeadLimits {
+pub const RESPONSE_LIMITS: HeadLimits = HeadLimits {
     max_head_bytes: 256 * 1024,
     max_uri_bytes: 256 * 1024,
     max_headers: 1_000,

@@ -21,7 +21,7 @@ use super::activity::{Activity, InFlight};
 use crate::framing::{GuardState, Rejection, RejectionReason};
 use crate::metrics::Metrics;
 use crate::server::{ConnectionInfo, Handler};
-use crate::upstream::{json_response, BodyError, ProxyBody};
+use crate::upstream::{json_response, BodyError, BoxError, ProxyBody};
 
 /// Everything the service of one connection needs.
 pub(super) struct ServiceContext<H> {
@@ -180,12 +180,12 @@ struct Tracked {
 
 impl Body for Tracked {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 

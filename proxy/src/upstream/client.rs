@@ -23,7 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::guarded::GuardedConnector;
-use super::{error_chain, FailureKind, RequestBody, UpstreamError};
+use super::http1::{Http1Body, Http1Pool};
+use super::{error_chain, BoxError, FailureKind, RequestBody, UpstreamError};
 use crate::access_log::Direction;
 use crate::framing::{InvalidResponse, ResponseRejectionObserver};
 use crate::metrics::Metrics;
@@ -96,6 +97,15 @@ pub struct UpstreamClient {
 
 #[derive(Clone, Debug)]
 enum Pool {
+    /// Plain HTTP/1.1, with the sidecar's own client.
+    Http1(Http1Pool),
+    /// Boxed, being several times larger than the other variant.
+    Hyper(Box<HyperPool>),
+}
+
+/// The pools of hyper-util's client: h2c with prior knowledge, and TLS.
+#[derive(Clone, Debug)]
+enum HyperPool {
     Plain(Client<GuardedConnector<HttpConnector>, RequestBody>),
     Tls(Client<GuardedConnector<HttpsConnector<HttpConnector>>, RequestBody>),
 }
@@ -103,6 +113,22 @@ enum Pool {
 impl UpstreamClient {
     /// Creates a client for `http://` upstreams.
     pub fn plain(options: UpstreamOptions, metrics: UpstreamMetrics) -> UpstreamClient {
+        let slots = options
+            .max_connections
+            .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))));
+        if !options.http2 {
+            let pool = Http1Pool::new(
+                options.connect_timeout,
+                POOL_IDLE_TIMEOUT,
+                metrics.rejection_observer(),
+            );
+            return UpstreamClient {
+                pool: Pool::Http1(pool),
+                connect_timeout: options.connect_timeout,
+                metrics,
+                slots,
+            };
+        }
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(POOL_IDLE_TIMEOUT);
         builder.http2_only(options.http2);
@@ -112,12 +138,10 @@ impl UpstreamClient {
             metrics.rejection_observer(),
         );
         UpstreamClient {
-            pool: Pool::Plain(builder.build(connector)),
+            pool: Pool::Hyper(Box::new(HyperPool::Plain(builder.build(connector)))),
             connect_timeout: options.connect_timeout,
             metrics,
-            slots: options
-                .max_connections
-                .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)))),
+            slots,
         }
     }
 
@@ -144,7 +168,7 @@ impl UpstreamClient {
         client.pool_idle_timeout(POOL_IDLE_TIMEOUT);
         let connector = GuardedConnector::new(connector, false, metrics.rejection_observer());
         UpstreamClient {
-            pool: Pool::Tls(client.build(connector)),
+            pool: Pool::Hyper(Box::new(HyperPool::Tls(client.build(connector)))),
             connect_timeout,
             metrics,
             slots: None,
@@ -182,27 +206,72 @@ impl UpstreamClient {
         };
         // Boxed, so a request queued for a slot above keeps only this function's small state.
         // The sending state is several times larger and exists only for requests in flight.
-        let response = Box::pin(self.send_with_retry(request, deadline, timeout)).await?;
-        Ok(response.map(|body| UpstreamBody {
-            inner: body,
-            _slot: slot,
-        }))
+        let response = match &self.pool {
+            Pool::Http1(pool) => Box::pin(self.send_http1(pool, request, deadline, timeout))
+                .await?
+                .map(Inner::Http1),
+            Pool::Hyper(pool) => Box::pin(self.send_with_retry(pool, request, deadline, timeout))
+                .await?
+                .map(Inner::Hyper),
+        };
+        Ok(response.map(|inner| UpstreamBody { inner, _slot: slot }))
+    }
+
+    /// Sends `request` with the sidecar's own HTTP/1.1 client, which retries a refused
+    /// connection itself: it connects before it takes the request apart, so nothing needs
+    /// copying for the retry.
+    async fn send_http1(
+        &self,
+        pool: &Http1Pool,
+        request: Request<RequestBody>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Response<Http1Body>, UpstreamError> {
+        let (parts, body) = request.into_parts();
+        // Cloning a `Uri` only shares its bytes. The query is cut off only for an error log.
+        let uri = parts.uri.clone();
+        let on_retry = |err: &super::http1::Http1Error| {
+            tracing::debug!(upstream = %without_query(&uri), error = %err, "connection refused; retrying once");
+            self.metrics.count_retry();
+        };
+        let pending = pool.send(parts, body, RETRY_DELAY, on_retry);
+        let failure = match tokio::time::timeout_at(deadline, pending).await {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(err)) => Some(err),
+            Err(_elapsed) => None,
+        };
+        let upstream = without_query(&uri);
+        match failure {
+            None => Err(UpstreamError::Timeout { upstream, timeout }),
+            Some(err) => match err.kind() {
+                FailureKind::ConnectTimeout => Err(UpstreamError::ConnectTimeout {
+                    upstream,
+                    timeout: self.connect_timeout,
+                }),
+                kind => Err(UpstreamError::Failed {
+                    upstream,
+                    kind,
+                    message: error_chain(&err),
+                }),
+            },
+        }
     }
 
     async fn send_with_retry(
         &self,
+        pool: &HyperPool,
         request: Request<RequestBody>,
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let retry = replayable_copy(&request);
-        let result = self.send_once(request, deadline, timeout).await;
+        let result = self.send_once(pool, request, deadline, timeout).await;
         match (result, retry) {
             (Err(err), Some(copy)) if err.kind() == FailureKind::Connect => {
                 tracing::debug!(upstream = %without_query(copy.uri()), error = %err, "connection refused; retrying once");
                 self.metrics.count_retry();
                 tokio::time::sleep(RETRY_DELAY).await;
-                self.send_once(copy, deadline, timeout).await
+                self.send_once(pool, copy, deadline, timeout).await
             }
             (result, _) => result,
         }
@@ -210,15 +279,16 @@ impl UpstreamClient {
 
     async fn send_once(
         &self,
+        pool: &HyperPool,
         request: Request<RequestBody>,
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         // Cloning a `Uri` only shares its bytes. The query is cut off only for an error log.
         let uri = request.uri().clone();
-        let pending = match &self.pool {
-            Pool::Plain(client) => client.request(request),
-            Pool::Tls(client) => client.request(request),
+        let pending = match pool {
+            HyperPool::Plain(client) => client.request(request),
+            HyperPool::Tls(client) => client.request(request),
         };
         let failure = match tokio::time::timeout_at(deadline, pending).await {
             Ok(Ok(response)) => return Ok(response),
@@ -246,27 +316,41 @@ impl UpstreamClient {
 /// A response body from the upstream, holding the request's connection slot until it ends
 /// or is dropped.
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: Inner,
     _slot: Option<OwnedSemaphorePermit>,
+}
+
+enum Inner {
+    Hyper(Incoming),
+    Http1(Http1Body),
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().inner {
+            Inner::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            Inner::Http1(body) => Pin::new(body).poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Hyper(body) => body.is_end_stream(),
+            Inner::Http1(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Hyper(body) => body.size_hint(),
+            Inner::Http1(body) => body.size_hint(),
+        }
     }
 }
 

@@ -1,0 +1,792 @@
+//! [`Http1Pool`]: the HTTP/1.1 client for plain upstreams, written on the sidecar's own
+//! framing parser instead of hyper's client.
+//!
+//! A request is written and its response read by the task that handles it, on a pooled
+//! connection it holds alone until the response body ends. hyper's client runs each
+//! connection as a task of its own and passes every request and response through channels
+//! to it, and hyper-util's pool hashes its key twice per request; this client does neither.
+//! Responses get the checks of [`ResponseGuard`](crate::framing::ResponseGuard): the head
+//! goes through the strict [`HeadParser`], a chunked body through [`ChunkedBody`], and a
+//! response that breaks a rule fails with [`InvalidResponse`] and closes the connection.
+
+use std::fmt;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::request::Parts;
+use http::uri::Authority;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{BoxError, FailureKind, RequestBody};
+use crate::framing::{
+    BodyFraming, ChunkProgress, ChunkedBody, HeadParse, HeadParser, InvalidResponse, MessageKind,
+    ResponseRejectionObserver, RESPONSE_LIMITS,
+};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// Header fields parsed without a heap allocation; longer heads take a larger table.
+const INLINE_HEADERS: usize = 64;
+/// How often idle connections are checked for age and for a peer that closed them.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A failed exchange: what went wrong, classified for the metrics and the status sent back.
+#[derive(Debug, thiserror::Error)]
+pub enum Http1Error {
+    #[error("connection to {authority} failed: {source}")]
+    Connect {
+        authority: Authority,
+        source: io::Error,
+    },
+    #[error("no connection to {authority} within {timeout:?}")]
+    ConnectTimeout {
+        authority: Authority,
+        timeout: Duration,
+    },
+    #[error(transparent)]
+    Invalid(#[from] InvalidResponse),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        source: io::Error,
+    },
+    #[error("the connection closed before the response head arrived")]
+    Closed,
+    #[error("reading the request body failed: {0}")]
+    RequestBody(BoxError),
+}
+
+impl Http1Error {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Http1Error::Connect { .. } => FailureKind::Connect,
+            Http1Error::ConnectTimeout { .. } => FailureKind::ConnectTimeout,
+            Http1Error::Invalid(_) => FailureKind::InvalidResponse,
+            Http1Error::Io { .. } | Http1Error::Closed | Http1Error::RequestBody(_) => {
+                FailureKind::Protocol
+            }
+        }
+    }
+
+    /// Returns whether a bodiless request may be sent again on a new connection: the pooled
+    /// connection turned out closed before any response byte came back.
+    fn stale_connection(&self) -> bool {
+        matches!(self, Http1Error::Closed | Http1Error::Io { .. })
+    }
+}
+
+/// One TCP connection and the bytes read from it that no response has consumed yet.
+struct Connection {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+struct Idle {
+    connection: Connection,
+    authority: Authority,
+    since: Instant,
+}
+
+/// The idle connections of an [`Http1Pool`], shared with the response bodies that give
+/// their connection back when they end.
+struct Shared {
+    idle: Mutex<Vec<Idle>>,
+    idle_timeout: Duration,
+}
+
+impl Shared {
+    /// Takes the most recently used idle connection to `authority` that is still open.
+    fn checkout(&self, authority: &Authority) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|err| err.into_inner());
+        while let Some(index) = idle.iter().rposition(|entry| entry.authority == *authority) {
+            let entry = idle.swap_remove(index);
+            if entry.since.elapsed() < self.idle_timeout && still_open(&entry.connection.stream) {
+                return Some(entry.connection);
+            }
+        }
+        None
+    }
+
+    fn checkin(self: &Arc<Self>, connection: Connection, authority: Authority) {
+        let mut idle = self.idle.lock().unwrap_or_else(|err| err.into_inner());
+        let first = idle.is_empty();
+        idle.push(Idle {
+            connection,
+            authority,
+            since: Instant::now(),
+        });
+        drop(idle);
+        if first {
+            spawn_sweeper(Arc::downgrade(self));
+        }
+    }
+
+    /// Drops idle connections that are too old or that the peer closed, and returns whether
+    /// any remain.
+    fn sweep(&self) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(|err| err.into_inner());
+        idle.retain(|entry| {
+            entry.since.elapsed() < self.idle_timeout && still_open(&entry.connection.stream)
+        });
+        !idle.is_empty()
+    }
+}
+
+/// Sweeps the pool while it has idle connections, so a quiet sidecar does not keep sockets
+/// the app has closed. It stops when the pool is empty or dropped.
+fn spawn_sweeper(shared: Weak<Shared>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_INTERVAL).await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if !shared.sweep() {
+                return;
+            }
+        }
+    });
+}
+
+/// Returns whether an idle connection can take a request: nothing arrived on it since its
+/// last response, not even the end of the stream. The readiness check costs no system call
+/// unless the socket became readable.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut context = Context::from_waker(Waker::noop());
+    match stream.poll_read_ready(&mut context) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0; 1];
+            matches!(stream.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
+/// A pool of HTTP/1.1 connections to plain upstreams. Clones share the pool.
+#[derive(Clone)]
+pub struct Http1Pool {
+    shared: Arc<Shared>,
+    connect_timeout: Duration,
+    observer: ResponseRejectionObserver,
+}
+
+impl fmt::Debug for Http1Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http1Pool")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the request body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestFraming {
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+impl Http1Pool {
+    pub fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        observer: ResponseRejectionObserver,
+    ) -> Http1Pool {
+        Http1Pool {
+            shared: Arc::new(Shared {
+                idle: Mutex::new(Vec::new()),
+                idle_timeout,
+            }),
+            connect_timeout,
+            observer,
+        }
+    }
+
+    /// Opens a connection to `authority`, within the connect timeout.
+    pub async fn connect(&self, authority: &Authority) -> Result<TcpStream, Http1Error> {
+        let address = (authority.host(), authority.port_u16().unwrap_or(80));
+        let host = address.0.trim_start_matches('[').trim_end_matches(']');
+        let connecting = TcpStream::connect((host, address.1));
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) if source.kind() == io::ErrorKind::TimedOut => {
+                return Err(Http1Error::ConnectTimeout {
+                    authority: authority.clone(),
+                    timeout: self.connect_timeout,
+                })
+            }
+            Ok(Err(source)) => {
+                return Err(Http1Error::Connect {
+                    authority: authority.clone(),
+                    source,
+                })
+            }
+            Err(_elapsed) => {
+                return Err(Http1Error::ConnectTimeout {
+                    authority: authority.clone(),
+                    timeout: self.connect_timeout,
+                })
+            }
+        };
+        // Requests are small and latency-bound, so Nagle's algorithm would only delay them.
+        stream
+            .set_nodelay(true)
+            .map_err(|source| Http1Error::Connect {
+                authority: authority.clone(),
+                source,
+            })?;
+        Ok(stream)
+    }
+
+    /// Sends a request whose URI is absolute and waits for the response head. `on_retry` is
+    /// called before the one retry of a refused connection, which only a request without a
+    /// body and with an idempotent method gets, after `retry_delay`.
+    pub async fn send(
+        &self,
+        parts: Parts,
+        body: RequestBody,
+        retry_delay: Duration,
+        on_retry: impl Fn(&Http1Error),
+    ) -> Result<Response<Http1Body>, Http1Error> {
+        let authority = parts
+            .uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| Http1Error::Io {
+                context: "the upstream URI has no host",
+                source: io::ErrorKind::InvalidInput.into(),
+            })?;
+        let framing = request_framing(&body);
+        let replayable = parts.method.is_idempotent() && framing == RequestFraming::Empty;
+        let head = encode_head(&parts, &authority, framing);
+        let head_request = parts.method == Method::HEAD;
+
+        let mut connection = self.shared.checkout(&authority);
+        let mut body = Some(body);
+        loop {
+            let reused = connection.is_some();
+            let mut current = match connection.take() {
+                Some(connection) => connection,
+                None => {
+                    let stream = match self.connect(&authority).await {
+                        Ok(stream) => stream,
+                        Err(err @ Http1Error::Connect { .. }) if replayable => {
+                            on_retry(&err);
+                            tokio::time::sleep(retry_delay).await;
+                            self.connect(&authority).await?
+                        }
+                        Err(err) => return Err(err),
+                    };
+                    Connection {
+                        stream,
+                        buf: BytesMut::new(),
+                    }
+                }
+            };
+            let exchange =
+                exchange(&mut current, &head, body.take(), framing, &self.observer).await;
+            match exchange {
+                Ok((status_head, request_complete)) => {
+                    return self.response(
+                        current,
+                        status_head,
+                        request_complete,
+                        head_request,
+                        authority,
+                    );
+                }
+                // A pooled connection the app closed in the meantime: a bodiless request
+                // goes once more on a new one.
+                Err(err) if reused && replayable && err.stale_connection() => {
+                    tracing::debug!(error = %err, "pooled connection was closed; sending on a new one");
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Builds the response from its checked head and sets up its body.
+    fn response(
+        &self,
+        mut connection: Connection,
+        head: ResponseHead,
+        request_complete: bool,
+        head_request: bool,
+        authority: Authority,
+    ) -> Result<Response<Http1Body>, Http1Error> {
+        let head_bytes = connection.buf.split_to(head.len).freeze();
+        let mut response = parse_response_head(&head_bytes)?;
+        let framing = if head_request || head.status == 204 || head.status == 304 {
+            BodyFraming::None
+        } else {
+            head.framing
+        };
+        let reusable = request_complete && !head.close;
+        let mut body = Http1Body {
+            connection: Some(connection),
+            framing: match framing {
+                BodyFraming::None => ReadFraming::Ended,
+                BodyFraming::Length(length) => ReadFraming::Length(length),
+                BodyFraming::Chunked => {
+                    ReadFraming::Chunked(Box::new(ChunkedBody::new(RESPONSE_LIMITS)))
+                }
+                BodyFraming::UntilClose => ReadFraming::UntilClose,
+            },
+            reusable: reusable && framing != BodyFraming::UntilClose,
+            pool: Arc::clone(&self.shared),
+            authority,
+            observer: Arc::clone(&self.observer),
+        };
+        if matches!(body.framing, ReadFraming::Ended) {
+            body.finish();
+        }
+        *response.body_mut() = ();
+        Ok(response.map(|()| body))
+    }
+}
+
+/// Chooses the request body's framing: none for a body that is already over, a length when
+/// the body knows it, chunked otherwise.
+fn request_framing(body: &RequestBody) -> RequestFraming {
+    if body.is_end_stream() {
+        return RequestFraming::Empty;
+    }
+    match body.size_hint().exact() {
+        Some(length) => RequestFraming::Length(length),
+        None => RequestFraming::Chunked,
+    }
+}
+
+/// Writes the request line and header fields. `Content-Length` and `Transfer-Encoding` are
+/// replaced by the framing this client uses, and `Host` is added from the URI when absent.
+fn encode_head(parts: &Parts, authority: &Authority, framing: RequestFraming) -> Vec<u8> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let mut head = Vec::with_capacity(256 + parts.headers.len() * 32);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    if !parts.headers.contains_key(HOST) {
+        push_field(&mut head, "host", authority.as_str().as_bytes());
+    }
+    let had_length = parts.headers.contains_key(CONTENT_LENGTH);
+    for (name, value) in &parts.headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        push_field(&mut head, name.as_str(), value.as_bytes());
+    }
+    match framing {
+        RequestFraming::Empty => {
+            // A request that declared an empty body, or whose method usually has one, says
+            // so, as hyper's client does; others carry no framing field.
+            let expects_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
+            if had_length || expects_body {
+                push_field(&mut head, "content-length", b"0");
+            }
+        }
+        RequestFraming::Length(length) => {
+            push_field(&mut head, "content-length", length.to_string().as_bytes());
+        }
+        RequestFraming::Chunked => push_field(&mut head, "transfer-encoding", b"chunked"),
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+fn push_field(head: &mut Vec<u8>, name: &str, value: &[u8]) {
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n");
+}
+
+/// What the framing parser learned from a final response head.
+#[derive(Debug, Clone, Copy)]
+struct ResponseHead {
+    len: usize,
+    status: u16,
+    framing: BodyFraming,
+    close: bool,
+}
+
+/// Writes the request and reads the final response head. A request body is sent while the
+/// response is awaited, so an app that answers early (a 413, say) is heard. Returns the head
+/// and whether the whole request was written.
+async fn exchange(
+    connection: &mut Connection,
+    head: &[u8],
+    body: Option<RequestBody>,
+    framing: RequestFraming,
+    observer: &ResponseRejectionObserver,
+) -> Result<(ResponseHead, bool), Http1Error> {
+    tokio::task::yield_now().await;
+    write_all(&mut connection.stream, head).await?;
+    let body = match body {
+        Some(body) if framing != RequestFraming::Empty => body,
+        _ => {
+            let head = read_head(&mut connection.stream, &mut connection.buf, observer).await?;
+            return Ok((head, true));
+        }
+    };
+    let (mut reader, mut writer) = connection.stream.split();
+    let send = send_body(&mut writer, body, framing);
+    let receive = read_head(&mut reader, &mut connection.buf, observer);
+    tokio::pin!(send, receive);
+    let mut sent = false;
+    loop {
+        tokio::select! {
+            result = &mut send, if !sent => {
+                result?;
+                sent = true;
+            }
+            head = &mut receive => return Ok((head?, sent)),
+        }
+    }
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> Result<(), Http1Error> {
+    writer
+        .write_all(bytes)
+        .await
+        .map_err(|source| Http1Error::Io {
+            context: "writing the request failed",
+            source,
+        })
+}
+
+/// Streams the request body in `framing`, checking a declared length.
+async fn send_body<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut body: RequestBody,
+    framing: RequestFraming,
+) -> Result<(), Http1Error> {
+    let mut sent: u64 = 0;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|err| Http1Error::RequestBody(err.into()))?;
+        let Ok(data) = frame.into_data() else {
+            // Trailers are not forwarded: few apps read them, and most proxies drop them.
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        match framing {
+            RequestFraming::Length(length) if sent > length => {
+                return Err(Http1Error::RequestBody(
+                    format!("the body is longer than its declared {length} bytes").into(),
+                ))
+            }
+            RequestFraming::Chunked => {
+                let size = format!("{:x}\r\n", data.len());
+                write_all(writer, size.as_bytes()).await?;
+                write_all(writer, &data).await?;
+                write_all(writer, b"\r\n").await?;
+            }
+            _ => write_all(writer, &data).await?,
+        }
+    }
+    match framing {
+        RequestFraming::Length(length) if sent != length => Err(Http1Error::RequestBody(
+            format!("the body ended after {sent} of its declared {length} bytes").into(),
+        )),
+        RequestFraming::Chunked => write_all(writer, b"0\r\n\r\n").await,
+        _ => Ok(()),
+    }
+    .and(writer.flush().await.map_err(|source| Http1Error::Io {
+        context: "writing the request failed",
+        source,
+    }))
+}
+
+/// Reads until `buf` holds a complete final response head, skipping interim (1xx) ones.
+async fn read_head<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    observer: &ResponseRejectionObserver,
+) -> Result<ResponseHead, Http1Error> {
+    let mut parser = HeadParser::for_kind(MessageKind::Response, RESPONSE_LIMITS);
+    loop {
+        if !buf.is_empty() {
+            match parser.feed(buf) {
+                HeadParse::Incomplete => {}
+                HeadParse::Rejected(rejection) => {
+                    return Err(reject(
+                        observer,
+                        rejection.reason.label(),
+                        rejection.message,
+                    ))
+                }
+                HeadParse::Complete(head) => {
+                    let status = head.status.unwrap_or_default();
+                    if status == 101 {
+                        return Err(reject(
+                            observer,
+                            "switching_protocols",
+                            "the upstream switched protocols (101), which the sidecar never asks for"
+                                .into(),
+                        ));
+                    }
+                    if (100..200).contains(&status) {
+                        buf.advance(head.len);
+                        parser = HeadParser::for_kind(MessageKind::Response, RESPONSE_LIMITS);
+                        continue;
+                    }
+                    return Ok(ResponseHead {
+                        len: head.len,
+                        status,
+                        framing: head.framing,
+                        close: head.close,
+                    });
+                }
+            }
+        }
+        let read = std::future::poll_fn(|cx| poll_fill(reader, buf, cx))
+            .await
+            .map_err(|source| Http1Error::Io {
+                context: "reading the response failed",
+                source,
+            })?;
+        if read == 0 {
+            return Err(Http1Error::Closed);
+        }
+    }
+}
+
+/// Counts a rejected response and builds its error.
+fn reject(
+    observer: &ResponseRejectionObserver,
+    reason: &'static str,
+    message: String,
+) -> Http1Error {
+    tracing::debug!(reason, %message, "upstream response framing rejected");
+    observer(reason);
+    Http1Error::Invalid(InvalidResponse(message))
+}
+
+/// Appends what `reader` has to `buf` and returns the byte count, 0 at the end of the stream.
+fn poll_fill<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    // Uninitialised stack memory: only the bytes that arrived are copied into `buf`.
+    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut read_buf = ReadBuf::uninit(&mut chunk);
+    ready!(Pin::new(reader).poll_read(cx, &mut read_buf))?;
+    let arrived = read_buf.filled();
+    buf.extend_from_slice(arrived);
+    Poll::Ready(Ok(arrived.len()))
+}
+
+/// Parses a head the framing parser already accepted into a response with its fields. The
+/// field values share `head`'s bytes.
+fn parse_response_head(head: &Bytes) -> Result<Response<()>, Http1Error> {
+    let mut inline = [httparse::EMPTY_HEADER; INLINE_HEADERS];
+    let mut large;
+    let mut parsed = httparse::Response::new(&mut inline);
+    let mut status = parsed.parse(head);
+    if matches!(status, Err(httparse::Error::TooManyHeaders)) {
+        large = vec![httparse::EMPTY_HEADER; RESPONSE_LIMITS.max_headers];
+        parsed = httparse::Response::new(&mut large);
+        status = parsed.parse(head);
+    }
+    let invalid = |detail: String| Http1Error::Invalid(InvalidResponse(detail));
+    match status {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(invalid("incomplete response head".into())),
+        Err(err) => return Err(invalid(format!("unreadable response head ({err})"))),
+    }
+    let code = parsed.code.unwrap_or_default();
+    let status =
+        StatusCode::from_u16(code).map_err(|_| invalid(format!("invalid status code {code}")))?;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for field in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| invalid(format!("invalid header name {:?}", field.name)))?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value))
+            .map_err(|_| invalid(format!("invalid value of header {:?}", field.name)))?;
+        headers.append(name, value);
+    }
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = if parsed.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// What polling a response body for its next frame returns.
+type FramePoll = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
+enum ReadFraming {
+    Length(u64),
+    Chunked(Box<ChunkedBody>),
+    UntilClose,
+    Ended,
+}
+
+/// A response body read from its connection as the receiver polls it. The connection goes
+/// back to the pool when the body ends cleanly, and is closed when the body fails or is
+/// dropped early.
+pub struct Http1Body {
+    connection: Option<Connection>,
+    framing: ReadFraming,
+    reusable: bool,
+    pool: Arc<Shared>,
+    authority: Authority,
+    observer: ResponseRejectionObserver,
+}
+
+impl Http1Body {
+    /// Ends the body: the connection is pooled when nothing else arrived on it.
+    fn finish(&mut self) {
+        self.framing = ReadFraming::Ended;
+        if let Some(connection) = self.connection.take() {
+            if self.reusable && connection.buf.is_empty() {
+                self.pool.checkin(connection, self.authority.clone());
+            }
+        }
+    }
+
+    fn fail(&mut self, error: Http1Error) -> FramePoll {
+        self.framing = ReadFraming::Ended;
+        self.connection = None;
+        Poll::Ready(Some(Err(error.into())))
+    }
+
+    /// Returns the next data frame found in the buffer, `None` when more bytes are needed.
+    /// Ends the body when its last byte is taken.
+    fn next_frame(&mut self) -> Option<FramePoll> {
+        let connection = self.connection.as_mut()?;
+        let buf = &mut connection.buf;
+        match &mut self.framing {
+            ReadFraming::Ended => Some(Poll::Ready(None)),
+            ReadFraming::Length(remaining) => {
+                if buf.is_empty() {
+                    return None;
+                }
+                let count =
+                    usize::try_from(*remaining).map_or(buf.len(), |left| left.min(buf.len()));
+                let data = buf.split_to(count).freeze();
+                *remaining -= count as u64;
+                if *remaining == 0 {
+                    self.finish();
+                }
+                Some(Poll::Ready(Some(Ok(Frame::data(data)))))
+            }
+            ReadFraming::UntilClose => {
+                if buf.is_empty() {
+                    return None;
+                }
+                let data = buf.split().freeze();
+                Some(Poll::Ready(Some(Ok(Frame::data(data)))))
+            }
+            ReadFraming::Chunked(chunked) => {
+                // Framing bytes go through the parser one at a time; data is cut out whole.
+                while !buf.is_empty() && chunked.data_remaining() == 0 {
+                    match chunked.feed(&buf[..1]) {
+                        Err(rejection) => {
+                            let error =
+                                reject(&self.observer, rejection.reason.label(), rejection.message);
+                            return Some(self.fail(error));
+                        }
+                        Ok(ChunkProgress::Done(_)) => {
+                            buf.advance(1);
+                            self.finish();
+                            return Some(Poll::Ready(None));
+                        }
+                        Ok(ChunkProgress::NeedMore) => buf.advance(1),
+                    }
+                }
+                let remaining = chunked.data_remaining();
+                if remaining == 0 || buf.is_empty() {
+                    return None;
+                }
+                let count =
+                    usize::try_from(remaining).map_or(buf.len(), |left| left.min(buf.len()));
+                chunked.consume_data(count as u64);
+                Some(Poll::Ready(Some(Ok(Frame::data(
+                    buf.split_to(count).freeze(),
+                )))))
+            }
+        }
+    }
+}
+
+impl Body for Http1Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> FramePoll {
+        let this = self.get_mut();
+        loop {
+            if let Some(ready) = this.next_frame() {
+                return ready;
+            }
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let read = match ready!(poll_fill(&mut connection.stream, &mut connection.buf, cx)) {
+                Ok(read) => read,
+                Err(source) => {
+                    return this.fail(Http1Error::Io {
+                        context: "reading the response body failed",
+                        source,
+                    })
+                }
+            };
+            if read == 0 {
+                if matches!(this.framing, ReadFraming::UntilClose) {
+                    this.reusable = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                return this.fail(Http1Error::Io {
+                    context: "reading the response body failed",
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed before the body ended",
+                    ),
+                });
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.framing, ReadFraming::Ended)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            ReadFraming::Length(remaining) => SizeHint::with_exact(remaining),
+            ReadFraming::Ended => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl fmt::Debug for Http1Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http1Body").finish_non_exhaustive()
+    }
+}
