@@ -790,3 +790,356 @@ impl fmt::Debug for Http1Body {
         f.debug_struct("Http1Body").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http::Request;
+    use http_body_util::{BodyExt, Empty, Full, StreamBody};
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::upstream::BodyError;
+
+    fn pool() -> (Http1Pool, Arc<Mutex<Vec<&'static str>>>) {
+        let rejections = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&rejections);
+        let observer: ResponseRejectionObserver =
+            Arc::new(move |reason| seen.lock().unwrap().push(reason));
+        let pool = Http1Pool::new(Duration::from_secs(2), Duration::from_secs(30), observer);
+        (pool, rejections)
+    }
+
+    fn empty() -> RequestBody {
+        Empty::new().map_err(|never| match never {}).boxed_unsync()
+    }
+
+    fn full(text: &'static str) -> RequestBody {
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    fn parts(method: Method, uri: &str) -> Parts {
+        let mut request = Request::new(());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri.parse().unwrap();
+        request.into_parts().0
+    }
+
+    async fn send(
+        pool: &Http1Pool,
+        method: Method,
+        uri: &str,
+        body: RequestBody,
+    ) -> Result<(StatusCode, String), Http1Error> {
+        let response = pool
+            .send(parts(method, uri), body, Duration::from_millis(10), |_| {})
+            .await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Ok((status, String::from_utf8(bytes.to_vec()).unwrap()))
+    }
+
+    /// Reads one request head from `stream` and returns it, or what arrived before the end
+    /// of the stream.
+    async fn read_request_head(stream: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// Starts an app on a loopback port that runs `script` on each accepted connection, with
+    /// the connection's index. Returns the base URI and the count of accepted connections.
+    async fn app<F, Fut>(script: F) -> (String, Arc<AtomicUsize>)
+    where
+        F: Fn(usize, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let index = count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(script(index, stream));
+            }
+        });
+        (base, accepted)
+    }
+
+    #[test]
+    fn head_gets_host_and_own_framing() {
+        let mut request = parts(Method::POST, "http://app:8081/orders?x=1");
+        request
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("99"));
+        request
+            .headers
+            .insert(TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
+        request
+            .headers
+            .insert("x-user", HeaderValue::from_static("peter"));
+        let authority = request.uri.authority().unwrap().clone();
+
+        let head = encode_head(&request, &authority, RequestFraming::Length(5));
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "POST /orders?x=1 HTTP/1.1\r\nhost: app:8081\r\nx-user: peter\r\ncontent-length: 5\r\n\r\n"
+        );
+
+        let head = encode_head(&request, &authority, RequestFraming::Chunked);
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.ends_with("x-user: peter\r\ntransfer-encoding: chunked\r\n\r\n"), "{head}");
+    }
+
+    #[test]
+    fn empty_body_declared_only_where_expected() {
+        let get = parts(Method::GET, "http://app/a");
+        let authority = get.uri.authority().unwrap().clone();
+        let head = String::from_utf8(encode_head(&get, &authority, RequestFraming::Empty)).unwrap();
+        assert_eq!(head, "GET /a HTTP/1.1\r\nhost: app\r\n\r\n");
+
+        let mut post = parts(Method::POST, "http://app/a");
+        post.headers.insert(HOST, HeaderValue::from_static("orders"));
+        let head = String::from_utf8(encode_head(&post, &authority, RequestFraming::Empty)).unwrap();
+        assert_eq!(
+            head,
+            "POST /a HTTP/1.1\r\nhost: orders\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_reused_after_each_body_kind() {
+        let (base, accepted) = app(|_, mut stream| async move {
+            let replies: [&[u8]; 4] = [
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n",
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nz",
+            ];
+            for (index, reply) in replies.into_iter().enumerate() {
+                read_request_head(&mut stream).await;
+                stream.write_all(reply).await.unwrap();
+                if index == 1 {
+                    // The rest of the chunked body comes later, split inside the framing.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    stream.write_all(b"2\r\nde\r").await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    stream.write_all(b"\n0\r\n\r\n").await.unwrap();
+                }
+            }
+        })
+        .await;
+        let (pool, rejections) = pool();
+        let uri = format!("{base}/a");
+
+        let first = send(&pool, Method::GET, &uri, empty()).await.unwrap();
+        let chunked = send(&pool, Method::GET, &uri, empty()).await.unwrap();
+        let no_content = send(&pool, Method::GET, &uri, empty()).await.unwrap();
+        let after_interim = send(&pool, Method::GET, &uri, empty()).await.unwrap();
+
+        assert_eq!(first, (StatusCode::OK, "ok".to_owned()));
+        assert_eq!(chunked, (StatusCode::OK, "abcde".to_owned()));
+        assert_eq!(no_content, (StatusCode::NO_CONTENT, String::new()));
+        assert_eq!(after_interim, (StatusCode::OK, "z".to_owned()));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert!(rejections.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn closed_pooled_connection_replaced() {
+        // Each connection answers one request and then closes, without `Connection: close`.
+        let (base, accepted) = app(|_, mut stream| async move {
+            read_request_head(&mut stream).await;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        })
+        .await;
+        let (pool, _) = pool();
+        let uri = format!("{base}/a");
+
+        for _ in 0..3 {
+            assert_eq!(
+                send(&pool, Method::GET, &uri, empty()).await.unwrap().0,
+                StatusCode::OK
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn lost_request_retried_when_replayable() {
+        // The first connection answers once, then reads the next request and closes without
+        // an answer, as an app that timed the connection out at that moment would.
+        let (base, accepted) = app(|index, mut stream| async move {
+            read_request_head(&mut stream).await;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            if index == 0 {
+                read_request_head(&mut stream).await;
+                return;
+            }
+            while !read_request_head(&mut stream).await.is_empty() {
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let (pool, _) = pool();
+        let uri = format!("{base}/a");
+
+        send(&pool, Method::GET, &uri, empty()).await.unwrap();
+        let retried = send(&pool, Method::GET, &uri, empty()).await;
+
+        assert_eq!(retried.unwrap(), (StatusCode::OK, "ok".to_owned()));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn lost_post_fails_without_retry() {
+        let (base, accepted) = app(|_, mut stream| async move {
+            read_request_head(&mut stream).await;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            read_request_head(&mut stream).await;
+        })
+        .await;
+        let (pool, _) = pool();
+        let uri = format!("{base}/a");
+
+        send(&pool, Method::GET, &uri, empty()).await.unwrap();
+        let err = send(&pool, Method::POST, &uri, full("order"))
+            .await
+            .expect_err("a POST is not sent twice");
+
+        assert_eq!(err.kind(), FailureKind::Protocol, "{err}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// Adapts a channel receiver into a stream of body frames.
+    fn frames_from(
+        mut receiver: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BodyError>>,
+    ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, BodyError>> {
+        futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+    }
+
+    #[tokio::test]
+    async fn early_response_ends_unsent_body() {
+        let (base, _) = app(|_, mut stream| async move {
+            read_request_head(&mut stream).await;
+            stream
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            // Keeps the connection open without reading the body.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await;
+        let (pool, _) = pool();
+        // A body that never ends: only the early response can finish the exchange.
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        sender
+            .send(Ok(Frame::data(Bytes::from_static(b"part"))))
+            .await
+            .unwrap();
+        let body = StreamBody::new(frames_from(receiver)).boxed_unsync();
+        let request = parts(Method::POST, &format!("{base}/a"));
+
+        let response = tokio::time::timeout(
+            Duration::from_secs(3),
+            pool.send(request, body, Duration::ZERO, |_| {}),
+        )
+        .await
+        .expect("the early response arrived")
+        .unwrap();
+
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        drop(sender);
+    }
+
+    #[tokio::test]
+    async fn chunked_request_body_encoded() {
+        let (base, _) = app(|_, mut stream| async move {
+            let head = read_request_head(&mut stream).await;
+            let mut body = Vec::new();
+            while !body.ends_with(b"0\r\n\r\n") {
+                let mut chunk = [0; 256];
+                let read = stream.read(&mut chunk).await.unwrap();
+                if read == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..read]);
+            }
+            let echo = format!("{head}{}", String::from_utf8(body).unwrap());
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{echo}",
+                echo.len()
+            );
+            stream.write_all(response.as_bytes()).await.unwrap();
+        })
+        .await;
+        let (pool, _) = pool();
+        let frames = [
+            Ok::<_, BodyError>(Frame::data(Bytes::from_static(b"hello"))),
+            Ok(Frame::data(Bytes::from_static(b", app"))),
+        ];
+        let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+
+        let (status, echo) = send(&pool, Method::POST, &format!("{base}/a"), body)
+            .await
+            .unwrap();
+
+        assert_eq!(status, StatusCode::OK);
+        assert!(echo.contains("transfer-encoding: chunked\r\n"), "{echo}");
+        assert!(echo.ends_with("\r\n\r\n5\r\nhello\r\n5\r\n, app\r\n0\r\n\r\n"), "{echo}");
+    }
+
+    #[tokio::test]
+    async fn invalid_chunk_fails_body_and_closes_connection() {
+        let (base, accepted) = app(|index, mut stream| async move {
+            read_request_head(&mut stream).await;
+            let reply: &[u8] = if index == 0 {
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            };
+            stream.write_all(reply).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        })
+        .await;
+        let (pool, rejections) = pool();
+        let uri = format!("{base}/a");
+
+        let response = pool
+            .send(parts(Method::GET, &uri), empty(), Duration::ZERO, |_| {})
+            .await
+            .unwrap();
+        let failed = response.into_body().collect().await;
+        let second = send(&pool, Method::GET, &uri, empty()).await.unwrap();
+
+        assert!(failed.is_err(), "the body ends in an error at the bad chunk");
+        assert_eq!(second.0, StatusCode::OK);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(*rejections.lock().unwrap(), vec!["chunk_size"]);
+    }
+}
