@@ -1,6 +1,7 @@
 //! [`UpstreamClient`]: the pooled HTTP client that forwards requests, with its connect
 //! timeout, the response timeout, and the one retry of an idempotent request whose
-//! connection was refused.
+//! connection was refused. Plain HTTP/1.1 goes through the sidecar's own client
+//! ([`Http1Pool`]), h2c and TLS through hyper-util's.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -23,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::guarded::GuardedConnector;
-use super::http1::{Http1Body, Http1Pool};
+use super::http1::{Http1Body, Http1Error, Http1Pool};
 use super::{error_chain, BoxError, FailureKind, RequestBody, UpstreamError};
 use crate::access_log::Direction;
 use crate::framing::{InvalidResponse, ResponseRejectionObserver};
@@ -230,30 +231,18 @@ impl UpstreamClient {
         let (parts, body) = request.into_parts();
         // Cloning a `Uri` only shares its bytes. The query is cut off only for an error log.
         let uri = parts.uri.clone();
-        let on_retry = |err: &super::http1::Http1Error| {
+        let on_retry = |err: &Http1Error| {
             tracing::debug!(upstream = %without_query(&uri), error = %err, "connection refused; retrying once");
             self.metrics.count_retry();
         };
         let pending = pool.send(parts, body, RETRY_DELAY, on_retry);
-        let failure = match tokio::time::timeout_at(deadline, pending).await {
-            Ok(Ok(response)) => return Ok(response),
-            Ok(Err(err)) => Some(err),
-            Err(_elapsed) => None,
-        };
-        let upstream = without_query(&uri);
-        match failure {
-            None => Err(UpstreamError::Timeout { upstream, timeout }),
-            Some(err) => match err.kind() {
-                FailureKind::ConnectTimeout => Err(UpstreamError::ConnectTimeout {
-                    upstream,
-                    timeout: self.connect_timeout,
-                }),
-                kind => Err(UpstreamError::Failed {
-                    upstream,
-                    kind,
-                    message: error_chain(&err),
-                }),
-            },
+        match tokio::time::timeout_at(deadline, pending).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(self.failure(&uri, err.kind(), &err)),
+            Err(_elapsed) => Err(UpstreamError::Timeout {
+                upstream: without_query(&uri),
+                timeout,
+            }),
         }
     }
 
@@ -290,24 +279,33 @@ impl UpstreamClient {
             HyperPool::Plain(client) => client.request(request),
             HyperPool::Tls(client) => client.request(request),
         };
-        let failure = match tokio::time::timeout_at(deadline, pending).await {
-            Ok(Ok(response)) => return Ok(response),
-            Ok(Err(err)) => Some(err),
-            Err(_elapsed) => None,
-        };
-        let upstream = without_query(&uri);
-        match failure {
-            None => Err(UpstreamError::Timeout { upstream, timeout }),
-            Some(err) => match classify(&err) {
-                FailureKind::ConnectTimeout => Err(UpstreamError::ConnectTimeout {
-                    upstream,
-                    timeout: self.connect_timeout,
-                }),
-                kind => Err(UpstreamError::Failed {
-                    upstream,
-                    kind,
-                    message: error_chain(&err),
-                }),
+        match tokio::time::timeout_at(deadline, pending).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(self.failure(&uri, classify(&err), &err)),
+            Err(_elapsed) => Err(UpstreamError::Timeout {
+                upstream: without_query(&uri),
+                timeout,
+            }),
+        }
+    }
+
+    /// Builds the error for a request to `uri` that failed with `err`, of `kind`.
+    fn failure(
+        &self,
+        uri: &Uri,
+        kind: FailureKind,
+        err: &(dyn StdError + 'static),
+    ) -> UpstreamError {
+        let upstream = without_query(uri);
+        match kind {
+            FailureKind::ConnectTimeout => UpstreamError::ConnectTimeout {
+                upstream,
+                timeout: self.connect_timeout,
+            },
+            kind => UpstreamError::Failed {
+                upstream,
+                kind,
+                message: error_chain(err),
             },
         }
     }

@@ -2,7 +2,7 @@
 //! framing parser instead of hyper's client.
 //!
 //! A request is written and its response read by the task that handles it, on a pooled
-//! connection it holds alone until the response body ends. hyper's client runs each
+//! connection that no other request uses until the response body ends. hyper's client runs each
 //! connection as a task of its own and passes every request and response through channels
 //! to it, and hyper-util's pool hashes its key twice per request; this client does neither.
 //! Responses get the checks of [`ResponseGuard`](crate::framing::ResponseGuard): the head
@@ -13,6 +13,7 @@ use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -35,7 +36,7 @@ use crate::framing::{
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
-/// Header fields parsed without a heap allocation; longer heads take a larger table.
+/// Header fields parsed without a heap allocation. Longer heads take a larger table.
 const INLINE_HEADERS: usize = 64;
 /// How often idle connections are checked for age and for a peer that closed them.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -102,6 +103,8 @@ struct Idle {
 struct Shared {
     idle: Mutex<Vec<Idle>>,
     idle_timeout: Duration,
+    /// Whether a sweeper task is running, so that at most one is.
+    sweeping: AtomicBool,
 }
 
 impl Shared {
@@ -119,14 +122,13 @@ impl Shared {
 
     fn checkin(self: &Arc<Self>, connection: Connection, authority: Authority) {
         let mut idle = self.idle.lock().unwrap_or_else(|err| err.into_inner());
-        let first = idle.is_empty();
         idle.push(Idle {
             connection,
             authority,
             since: Instant::now(),
         });
         drop(idle);
-        if first {
+        if !self.sweeping.swap(true, Ordering::AcqRel) {
             spawn_sweeper(Arc::downgrade(self));
         }
     }
@@ -143,7 +145,8 @@ impl Shared {
 }
 
 /// Sweeps the pool while it has idle connections, so a quiet sidecar does not keep sockets
-/// the app has closed. It stops when the pool is empty or dropped.
+/// the app has closed. It stops when the pool is empty or dropped, and the next checkin
+/// starts another.
 fn spawn_sweeper(shared: Weak<Shared>) {
     tokio::spawn(async move {
         loop {
@@ -152,6 +155,7 @@ fn spawn_sweeper(shared: Weak<Shared>) {
                 return;
             };
             if !shared.sweep() {
+                shared.sweeping.store(false, Ordering::Release);
                 return;
             }
         }
@@ -189,7 +193,7 @@ impl fmt::Debug for Http1Pool {
     }
 }
 
-/// How the request body is framed on the wire.
+/// The framing of a request body on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RequestFraming {
     Empty,
@@ -207,6 +211,7 @@ impl Http1Pool {
             shared: Arc::new(Shared {
                 idle: Mutex::new(Vec::new()),
                 idle_timeout,
+                sweeping: AtomicBool::new(false),
             }),
             connect_timeout,
             observer,
@@ -358,7 +363,7 @@ impl Http1Pool {
 }
 
 /// Chooses the request body's framing: none for a body that is already over, a length when
-/// the body knows it, chunked otherwise.
+/// the body reports an exact size, chunked otherwise.
 fn request_framing(body: &RequestBody) -> RequestFraming {
     if body.is_end_stream() {
         return RequestFraming::Empty;
@@ -381,6 +386,7 @@ fn encode_head(parts: &Parts, authority: &Authority, framing: RequestFraming) ->
     head.push(b' ');
     head.extend_from_slice(target.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
+
     if !parts.headers.contains_key(HOST) {
         push_field(&mut head, "host", authority.as_str().as_bytes());
     }
@@ -391,10 +397,11 @@ fn encode_head(parts: &Parts, authority: &Authority, framing: RequestFraming) ->
         }
         push_field(&mut head, name.as_str(), value.as_bytes());
     }
+
     match framing {
         RequestFraming::Empty => {
-            // A request that declared an empty body, or whose method usually has one, says
-            // so, as hyper's client does; others carry no framing field.
+            // A request that declared an empty body, or whose method usually has a body,
+            // gets `content-length: 0` as hyper's client sends it. Others get no framing field.
             let expects_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
             if had_length || expects_body {
                 push_field(&mut head, "content-length", b"0");
@@ -416,7 +423,7 @@ fn push_field(head: &mut Vec<u8>, name: &str, value: &[u8]) {
     head.extend_from_slice(b"\r\n");
 }
 
-/// What the framing parser learned from a final response head.
+/// The facts the framing parser read from a final response head.
 #[derive(Debug, Clone, Copy)]
 struct ResponseHead {
     len: usize,
@@ -426,7 +433,7 @@ struct ResponseHead {
 }
 
 /// Writes the request and reads the final response head. A request body is sent while the
-/// response is awaited, so an app that answers early (a 413, say) is heard. Returns the head
+/// response is awaited, so an early response from the app (a 413, for example) arrives. Returns the head
 /// and whether the whole request was written.
 async fn exchange(
     connection: &mut Connection,
@@ -515,7 +522,7 @@ async fn send_body<W: AsyncWrite + Unpin>(
     }))
 }
 
-/// Reads until `buf` holds a complete final response head, skipping interim (1xx) ones.
+/// Reads until `buf` contains a complete final response head, skipping interim (1xx) ones.
 async fn read_head<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
@@ -608,6 +615,7 @@ fn parse_response_head(head: &Bytes) -> Result<Response<()>, Http1Error> {
         status = parsed.parse(head);
     }
     let invalid = |detail: String| Http1Error::Invalid(InvalidResponse(detail));
+
     match status {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(invalid("incomplete response head".into())),
@@ -616,6 +624,7 @@ fn parse_response_head(head: &Bytes) -> Result<Response<()>, Http1Error> {
     let code = parsed.code.unwrap_or_default();
     let status =
         StatusCode::from_u16(code).map_err(|_| invalid(format!("invalid status code {code}")))?;
+
     let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     for field in parsed.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
@@ -635,7 +644,7 @@ fn parse_response_head(head: &Bytes) -> Result<Response<()>, Http1Error> {
     Ok(response)
 }
 
-/// What polling a response body for its next frame returns.
+/// The result of polling a response body for its next frame.
 type FramePoll = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
 
 enum ReadFraming {
@@ -702,7 +711,7 @@ impl Http1Body {
                 Some(Poll::Ready(Some(Ok(Frame::data(data)))))
             }
             ReadFraming::Chunked(chunked) => {
-                // Framing bytes go through the parser one at a time; data is cut out whole.
+                // Framing bytes go through the parser one at a time, and data is cut out whole.
                 while !buf.is_empty() && chunked.data_remaining() == 0 {
                     match chunked.feed(&buf[..1]) {
                         Err(rejection) => {
@@ -900,7 +909,10 @@ mod tests {
 
         let head = encode_head(&request, &authority, RequestFraming::Chunked);
         let head = String::from_utf8(head).unwrap();
-        assert!(head.ends_with("x-user: peter\r\ntransfer-encoding: chunked\r\n\r\n"), "{head}");
+        assert!(
+            head.ends_with("x-user: peter\r\ntransfer-encoding: chunked\r\n\r\n"),
+            "{head}"
+        );
     }
 
     #[test]
@@ -911,8 +923,10 @@ mod tests {
         assert_eq!(head, "GET /a HTTP/1.1\r\nhost: app\r\n\r\n");
 
         let mut post = parts(Method::POST, "http://app/a");
-        post.headers.insert(HOST, HeaderValue::from_static("orders"));
-        let head = String::from_utf8(encode_head(&post, &authority, RequestFraming::Empty)).unwrap();
+        post.headers
+            .insert(HOST, HeaderValue::from_static("orders"));
+        let head =
+            String::from_utf8(encode_head(&post, &authority, RequestFraming::Empty)).unwrap();
         assert_eq!(
             head,
             "POST /a HTTP/1.1\r\nhost: orders\r\ncontent-length: 0\r\n\r\n"
@@ -959,7 +973,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_pooled_connection_replaced() {
-        // Each connection answers one request and then closes, without `Connection: close`.
+        // Each connection serves one request and then closes, without `Connection: close`.
         let (base, accepted) = app(|_, mut stream| async move {
             read_request_head(&mut stream).await;
             stream
@@ -982,9 +996,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sweep_drops_connection_closed_by_app() {
+        let (base, _) = app(|_, mut stream| async move {
+            read_request_head(&mut stream).await;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Closes the idle connection after a moment, as an app's idle timeout does.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await;
+        let (pool, _) = pool();
+        send(&pool, Method::GET, &format!("{base}/a"), empty())
+            .await
+            .unwrap();
+
+        assert!(pool.shared.sweep(), "the open connection is kept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!pool.shared.sweep(), "the closed connection is dropped");
+        assert!(pool.shared.idle.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn lost_request_retried_when_replayable() {
-        // The first connection answers once, then reads the next request and closes without
-        // an answer, as an app that timed the connection out at that moment would.
+        // The first connection serves one request, then reads the next one and closes without
+        // a response, as an app that timed the connection out at that moment would.
         let (base, accepted) = app(|index, mut stream| async move {
             read_request_head(&mut stream).await;
             stream
@@ -1111,7 +1148,10 @@ mod tests {
 
         assert_eq!(status, StatusCode::OK);
         assert!(echo.contains("transfer-encoding: chunked\r\n"), "{echo}");
-        assert!(echo.ends_with("\r\n\r\n5\r\nhello\r\n5\r\n, app\r\n0\r\n\r\n"), "{echo}");
+        assert!(
+            echo.ends_with("\r\n\r\n5\r\nhello\r\n5\r\n, app\r\n0\r\n\r\n"),
+            "{echo}"
+        );
     }
 
     #[tokio::test]
@@ -1137,7 +1177,10 @@ mod tests {
         let failed = response.into_body().collect().await;
         let second = send(&pool, Method::GET, &uri, empty()).await.unwrap();
 
-        assert!(failed.is_err(), "the body ends in an error at the bad chunk");
+        assert!(
+            failed.is_err(),
+            "the body ends in an error at the bad chunk"
+        );
         assert_eq!(second.0, StatusCode::OK);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(*rejections.lock().unwrap(), vec!["chunk_size"]);
