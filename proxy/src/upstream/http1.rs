@@ -332,7 +332,7 @@ impl Http1Pool {
         authority: Authority,
     ) -> Result<Response<Http1Body>, Http1Error> {
         let head_bytes = connection.buf.split_to(head.len).freeze();
-        let mut response = parse_response_head(&head_bytes)?;
+        let response = parse_response_head(&head_bytes)?;
         let framing = if head_request || head.status == 204 || head.status == 304 {
             BodyFraming::None
         } else {
@@ -357,7 +357,6 @@ impl Http1Pool {
         if matches!(body.framing, ReadFraming::Ended) {
             body.finish();
         }
-        *response.body_mut() = ();
         Ok(response.map(|()| body))
     }
 }
@@ -433,7 +432,8 @@ struct ResponseHead {
 }
 
 /// Writes the request and reads the final response head. A request body is sent while the
-/// response is awaited, so an early response from the app (a 413, for example) arrives. Returns the head
+/// response is awaited, so an early rejection from the app (a 413, for example) arrives
+/// before the body has been sent. Returns the head
 /// and whether the whole request was written.
 async fn exchange(
     connection: &mut Connection,
@@ -462,7 +462,17 @@ async fn exchange(
                 result?;
                 sent = true;
             }
-            head = &mut receive => return Ok((head?, sent)),
+            head = &mut receive => {
+                let head = head?;
+                if sent || head.close || head.status >= 400 {
+                    return Ok((head, sent));
+                }
+                // A success before the body ended: the app may be reading the body as it
+                // responds, so the rest is sent before the response goes on. A failure
+                // status or `Connection: close` ends the request body instead.
+                send.as_mut().await?;
+                return Ok((head, true));
+            }
         }
     }
 }
@@ -1112,6 +1122,82 @@ mod tests {
 
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         drop(sender);
+    }
+
+    #[tokio::test]
+    async fn early_success_still_gets_whole_body() {
+        // The app responds as soon as the head arrives and reads the body afterwards.
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&received);
+        let (base, accepted) = app(move |_, mut stream| {
+            let seen = Arc::clone(&seen);
+            async move {
+                read_request_head(&mut stream).await;
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                let mut body = vec![0; 10];
+                stream.read_exact(&mut body).await.unwrap();
+                seen.lock().unwrap().extend_from_slice(&body);
+                read_request_head(&mut stream).await;
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let (pool, _) = pool();
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender
+            .send(Ok(Frame::data(Bytes::from_static(b"first"))))
+            .await
+            .unwrap();
+        let body = StreamBody::new(frames_from(receiver)).boxed_unsync();
+        let mut request = parts(Method::POST, &format!("{base}/a"));
+        request
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sender
+                .send(Ok(Frame::data(Bytes::from_static(b"later"))))
+                .await
+                .unwrap();
+        });
+
+        let response = pool
+            .send(request, exact_size(body, 10), Duration::ZERO, |_| {})
+            .await
+            .unwrap();
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        late.await.unwrap();
+        let second = send(&pool, Method::GET, &format!("{base}/b"), empty()).await;
+
+        assert_eq!(&text[..], b"ok");
+        assert_eq!(*received.lock().unwrap(), b"firstlater");
+        assert_eq!(second.unwrap().0, StatusCode::OK);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// Gives `body` an exact size hint of `length`, as a request with `Content-Length` has.
+    fn exact_size(body: RequestBody, length: u64) -> RequestBody {
+        struct Sized(RequestBody, u64);
+        impl Body for Sized {
+            type Data = Bytes;
+            type Error = BodyError;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+                Pin::new(&mut self.0).poll_frame(cx)
+            }
+            fn size_hint(&self) -> SizeHint {
+                SizeHint::with_exact(self.1)
+            }
+        }
+        Sized(body, length).boxed_unsync()
     }
 
     #[tokio::test]
