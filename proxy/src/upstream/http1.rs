@@ -2,9 +2,10 @@
 //! framing parser instead of hyper's client.
 //!
 //! A request is written and its response read by the task that handles it, on a pooled
-//! connection that no other request uses until the response body ends. hyper's client runs each
-//! connection as a task of its own and passes every request and response through channels
-//! to it, and hyper-util's pool hashes its key twice per request; this client does neither.
+//! connection that no other request uses until the response body ends. hyper's client runs
+//! each connection as a task of its own and passes every request and response through
+//! channels to it. hyper-util's pool also hashes its key twice per request. This client does
+//! neither.
 //! Responses get the checks of [`ResponseGuard`](crate::framing::ResponseGuard): the head
 //! goes through the strict [`HeadParser`], a chunked body through [`ChunkedBody`], and a
 //! response that breaks a rule fails with [`InvalidResponse`] and closes the connection.
