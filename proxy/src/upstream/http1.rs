@@ -6,6 +6,7 @@
 //! each connection as a task of its own and passes every request and response through
 //! channels to it. hyper-util's pool also hashes its key twice per request. This client does
 //! neither.
+//!
 //! Responses get the checks of [`ResponseGuard`](crate::framing::ResponseGuard): the head
 //! goes through the strict [`HeadParser`], a chunked body through [`ChunkedBody`], and a
 //! response that breaks a rule fails with [`InvalidResponse`] and closes the connection.
