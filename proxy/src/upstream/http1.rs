@@ -526,12 +526,9 @@ async fn send_body<W: AsyncWrite + Unpin>(
             format!("the body ended after {sent} of its declared {length} bytes").into(),
         )),
         RequestFraming::Chunked => write_all(writer, b"0\r\n\r\n").await,
+        // The socket is written without a buffer, so there is nothing to flush.
         _ => Ok(()),
     }
-    .and(writer.flush().await.map_err(|source| Http1Error::Io {
-        context: "writing the request failed",
-        source,
-    }))
 }
 
 /// Reads until `buf` contains a complete final response head, skipping interim (1xx) ones.
