@@ -27,7 +27,9 @@ use http::uri::Authority;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{BoxError, FailureKind, RequestBody};
@@ -90,8 +92,39 @@ impl Http1Error {
 
 /// One TCP connection and the bytes read from it that no response has consumed yet.
 struct Connection {
-    stream: TcpStream,
+    socket: Socket,
     buf: BytesMut,
+}
+
+/// The socket of a connection: whole, or only its read half while a task of its own finishes
+/// sending a request body.
+enum Socket {
+    Whole(TcpStream),
+    Reading(OwnedReadHalf),
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Whole(stream) => Pin::new(stream).poll_read(cx, buf),
+            Socket::Reading(half) => Pin::new(half).poll_read(cx, buf),
+        }
+    }
+}
+
+/// The state of a request body when the response head arrived.
+enum Sending {
+    /// Sent whole, or there was none.
+    Done,
+    /// Stopped early, so the connection cannot take another request.
+    Abandoned,
+    /// Still being sent by a task of its own, which hands back the write half when it has
+    /// sent everything, or nothing when it failed.
+    InBackground(oneshot::Receiver<Option<OwnedWriteHalf>>),
 }
 
 struct Idle {
@@ -115,7 +148,7 @@ impl Shared {
         let mut idle = self.idle.lock().unwrap_or_else(|err| err.into_inner());
         while let Some(index) = idle.iter().rposition(|entry| entry.authority == *authority) {
             let entry = idle.swap_remove(index);
-            if entry.since.elapsed() < self.idle_timeout && still_open(&entry.connection.stream) {
+            if entry.since.elapsed() < self.idle_timeout && still_open(&entry.connection.socket) {
                 return Some(entry.connection);
             }
         }
@@ -129,8 +162,11 @@ impl Shared {
             authority,
             since: Instant::now(),
         });
+        // Under the lock, where `sweep` clears the flag, so a sweeper that is about to stop
+        // cannot miss this connection.
+        let start = !self.sweeping.swap(true, Ordering::AcqRel);
         drop(idle);
-        if !self.sweeping.swap(true, Ordering::AcqRel) {
+        if start {
             spawn_sweeper(Arc::downgrade(self));
         }
     }
@@ -140,9 +176,13 @@ impl Shared {
     fn sweep(&self) -> bool {
         let mut idle = self.idle.lock().unwrap_or_else(|err| err.into_inner());
         idle.retain(|entry| {
-            entry.since.elapsed() < self.idle_timeout && still_open(&entry.connection.stream)
+            entry.since.elapsed() < self.idle_timeout && still_open(&entry.connection.socket)
         });
-        !idle.is_empty()
+        if idle.is_empty() {
+            self.sweeping.store(false, Ordering::Release);
+            return false;
+        }
+        true
     }
 }
 
@@ -157,7 +197,6 @@ fn spawn_sweeper(shared: Weak<Shared>) {
                 return;
             };
             if !shared.sweep() {
-                shared.sweeping.store(false, Ordering::Release);
                 return;
             }
         }
@@ -167,7 +206,10 @@ fn spawn_sweeper(shared: Weak<Shared>) {
 /// Returns whether an idle connection can take a request: nothing arrived on it since its
 /// last response, not even the end of the stream. The readiness check costs no system call
 /// unless the socket became readable.
-fn still_open(stream: &TcpStream) -> bool {
+fn still_open(socket: &Socket) -> bool {
+    let Socket::Whole(stream) = socket else {
+        return false;
+    };
     let mut context = Context::from_waker(Waker::noop());
     match stream.poll_read_ready(&mut context) {
         Poll::Pending => true,
@@ -283,7 +325,7 @@ impl Http1Pool {
         let mut body = Some(body);
         loop {
             let reused = connection.is_some();
-            let mut current = match connection.take() {
+            let current = match connection.take() {
                 Some(connection) => connection,
                 None => {
                     let stream = match self.connect(&authority).await {
@@ -296,19 +338,18 @@ impl Http1Pool {
                         Err(err) => return Err(err),
                     };
                     Connection {
-                        stream,
+                        socket: Socket::Whole(stream),
                         buf: BytesMut::new(),
                     }
                 }
             };
-            let exchange =
-                exchange(&mut current, &head, body.take(), framing, &self.observer).await;
+            let exchange = exchange(current, &head, body.take(), framing, &self.observer).await;
             match exchange {
-                Ok((status_head, request_complete)) => {
+                Ok((connection, status_head, sending)) => {
                     return self.response(
-                        current,
+                        connection,
                         status_head,
-                        request_complete,
+                        sending,
                         head_request,
                         authority,
                     );
@@ -329,7 +370,7 @@ impl Http1Pool {
         &self,
         mut connection: Connection,
         head: ResponseHead,
-        request_complete: bool,
+        sending: Sending,
         head_request: bool,
         authority: Authority,
     ) -> Result<Response<Http1Body>, Http1Error> {
@@ -340,9 +381,10 @@ impl Http1Pool {
         } else {
             head.framing
         };
-        let reusable = request_complete && !head.close;
+        let reusable = !matches!(sending, Sending::Abandoned) && !head.close;
         let mut body = Http1Body {
             connection: Some(connection),
+            sending,
             framing: match framing {
                 BodyFraming::None => ReadFraming::Ended,
                 BodyFraming::Length(length) => ReadFraming::Length(length),
@@ -434,49 +476,86 @@ struct ResponseHead {
 }
 
 /// Writes the request and reads the final response head. A request body is sent while the
-/// response is awaited, so an early rejection from the app (a 413, for example) arrives
-/// before the body has been sent. Returns the head
-/// and whether the whole request was written.
+/// response is awaited, so an early response from the app (a 413, for example) arrives
+/// before the body has been sent. Returns the connection, the head and what became of the
+/// body.
 async fn exchange(
-    connection: &mut Connection,
+    connection: Connection,
     head: &[u8],
     body: Option<RequestBody>,
     framing: RequestFraming,
     observer: &ResponseRejectionObserver,
-) -> Result<(ResponseHead, bool), Http1Error> {
+) -> Result<(Connection, ResponseHead, Sending), Http1Error> {
+    let Connection { socket, mut buf } = connection;
+    // Pooled and new connections are always whole; a read half is never pooled.
+    let Socket::Whole(mut stream) = socket else {
+        return Err(Http1Error::Closed);
+    };
     tokio::task::yield_now().await;
-    write_all(&mut connection.stream, head).await?;
+    write_all(&mut stream, head).await?;
     let body = match body {
         Some(body) if framing != RequestFraming::Empty => body,
         _ => {
-            let head = read_head(&mut connection.stream, &mut connection.buf, observer).await?;
-            return Ok((head, true));
+            let head = read_head(&mut stream, &mut buf, observer).await?;
+            let connection = Connection {
+                socket: Socket::Whole(stream),
+                buf,
+            };
+            return Ok((connection, head, Sending::Done));
         }
     };
-    let (mut reader, mut writer) = connection.stream.split();
-    let send = send_body(&mut writer, body, framing);
-    let receive = read_head(&mut reader, &mut connection.buf, observer);
-    tokio::pin!(send, receive);
-    let mut sent = false;
-    loop {
-        tokio::select! {
-            result = &mut send, if !sent => {
-                result?;
-                sent = true;
-            }
-            head = &mut receive => {
-                let head = head?;
-                if sent || head.close || head.status >= 400 {
-                    return Ok((head, sent));
-                }
-                // A success before the body ended: the app may be reading the body as it
-                // responds, so the rest is sent before the response goes on. A failure
-                // status or `Connection: close` ends the request body instead.
-                send.as_mut().await?;
-                return Ok((head, true));
+
+    // The halves are owned, so the body can outlive this call when the app responds early.
+    let (mut reader, writer) = stream.into_split();
+    let mut send = Box::pin(send_body(writer, body, framing));
+    let mut sent: Option<OwnedWriteHalf> = None;
+    let mut write_error: Option<Http1Error> = None;
+    let received = {
+        let receive = read_head(&mut reader, &mut buf, observer);
+        tokio::pin!(receive);
+        loop {
+            let sending = sent.is_none() && write_error.is_none();
+            tokio::select! {
+                // A response that is already readable wins over a failed write: an app that
+                // rejects an upload often closes the connection without reading the body.
+                biased;
+                head = &mut receive => break head,
+                result = &mut send, if sending => match result {
+                    Ok(writer) => sent = Some(writer),
+                    Err(err) => write_error = Some(err),
+                },
             }
         }
-    }
+    };
+    let failed = write_error.is_some();
+    let head = match (received, write_error) {
+        (Ok(head), _) => head,
+        (Err(_), Some(write_error)) => return Err(write_error),
+        (Err(read_error), None) => return Err(read_error),
+    };
+
+    let (socket, sending) = match sent {
+        Some(writer) => match reader.reunite(writer) {
+            Ok(stream) => (Socket::Whole(stream), Sending::Done),
+            Err(halves) => (Socket::Reading(halves.0), Sending::Abandoned),
+        },
+        // A failed write, a rejection or `Connection: close` ends the upload.
+        None if failed || head.close || head.status >= 400 => {
+            (Socket::Reading(reader), Sending::Abandoned)
+        }
+        // A success before the body ended: the app may be reading the body as it responds,
+        // so a task of its own sends the rest while the response goes on.
+        None => {
+            let (done, receiver) = oneshot::channel();
+            tokio::spawn(async move {
+                let writer = send.await.ok();
+                // The response may have ended already, and then the result is dropped.
+                let _ = done.send(writer);
+            });
+            (Socket::Reading(reader), Sending::InBackground(receiver))
+        }
+    };
+    Ok((Connection { socket, buf }, head, sending))
 }
 
 async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> Result<(), Http1Error> {
@@ -490,11 +569,12 @@ async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> Resul
 }
 
 /// Streams the request body in `framing`, checking a declared length.
-async fn send_body<W: AsyncWrite + Unpin>(
-    writer: &mut W,
+/// Returns the write half once the whole body is written.
+async fn send_body(
+    mut writer: OwnedWriteHalf,
     mut body: RequestBody,
     framing: RequestFraming,
-) -> Result<(), Http1Error> {
+) -> Result<OwnedWriteHalf, Http1Error> {
     let mut sent: u64 = 0;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|err| Http1Error::RequestBody(err.into()))?;
@@ -514,21 +594,24 @@ async fn send_body<W: AsyncWrite + Unpin>(
             }
             RequestFraming::Chunked => {
                 let size = format!("{:x}\r\n", data.len());
-                write_all(writer, size.as_bytes()).await?;
-                write_all(writer, &data).await?;
-                write_all(writer, b"\r\n").await?;
+                write_all(&mut writer, size.as_bytes()).await?;
+                write_all(&mut writer, &data).await?;
+                write_all(&mut writer, b"\r\n").await?;
             }
-            _ => write_all(writer, &data).await?,
+            _ => write_all(&mut writer, &data).await?,
         }
     }
     match framing {
-        RequestFraming::Length(length) if sent != length => Err(Http1Error::RequestBody(
-            format!("the body ended after {sent} of its declared {length} bytes").into(),
-        )),
-        RequestFraming::Chunked => write_all(writer, b"0\r\n\r\n").await,
+        RequestFraming::Length(length) if sent != length => {
+            return Err(Http1Error::RequestBody(
+                format!("the body ended after {sent} of its declared {length} bytes").into(),
+            ))
+        }
+        RequestFraming::Chunked => write_all(&mut writer, b"0\r\n\r\n").await?,
         // The socket is written without a buffer, so there is nothing to flush.
-        _ => Ok(()),
+        _ => {}
     }
+    Ok(writer)
 }
 
 /// Reads until `buf` contains a complete final response head, skipping interim (1xx) ones.
@@ -668,6 +751,7 @@ enum ReadFraming {
 /// dropped early.
 pub struct Http1Body {
     connection: Option<Connection>,
+    sending: Sending,
     framing: ReadFraming,
     reusable: bool,
     pool: Arc<Shared>,
@@ -679,11 +763,33 @@ impl Http1Body {
     /// Ends the body: the connection is pooled when nothing else arrived on it.
     fn finish(&mut self) {
         self.framing = ReadFraming::Ended;
-        if let Some(connection) = self.connection.take() {
-            if self.reusable && connection.buf.is_empty() {
-                self.pool.checkin(connection, self.authority.clone());
-            }
+        let Some(Connection { socket, buf }) = self.connection.take() else {
+            return;
+        };
+        if !self.reusable || !buf.is_empty() {
+            return;
         }
+        let sending = std::mem::replace(&mut self.sending, Sending::Abandoned);
+        let stream = match (socket, sending) {
+            (Socket::Whole(stream), Sending::Done) => stream,
+            // Pooled only if the request body was sent whole by now. A body still on its way
+            // keeps its task, and the connection closes when the task ends.
+            (Socket::Reading(reader), Sending::InBackground(mut receiver)) => {
+                match receiver.try_recv() {
+                    Ok(Some(writer)) => match reader.reunite(writer) {
+                        Ok(stream) => stream,
+                        Err(_) => return,
+                    },
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        let connection = Connection {
+            socket: Socket::Whole(stream),
+            buf,
+        };
+        self.pool.checkin(connection, self.authority.clone());
     }
 
     fn fail(&mut self, error: Http1Error) -> FramePoll {
@@ -764,7 +870,7 @@ impl Body for Http1Body {
             let Some(connection) = this.connection.as_mut() else {
                 return Poll::Ready(None);
             };
-            let read = match ready!(poll_fill(&mut connection.stream, &mut connection.buf, cx)) {
+            let read = match ready!(poll_fill(&mut connection.socket, &mut connection.buf, cx)) {
                 Ok(read) => read,
                 Err(source) => {
                     return this.fail(Http1Error::Io {
@@ -1090,42 +1196,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn early_response_ends_unsent_body() {
-        let (base, _) = app(|_, mut stream| async move {
-            read_request_head(&mut stream).await;
-            stream
-                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
-                .await
-                .unwrap();
-            // Keeps the connection open without reading the body.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        })
-        .await;
-        let (pool, _) = pool();
-        // A body that never ends: only the early response can finish the exchange.
-        let (sender, receiver) = tokio::sync::mpsc::channel(1);
-        sender
-            .send(Ok(Frame::data(Bytes::from_static(b"part"))))
-            .await
-            .unwrap();
-        let body = StreamBody::new(frames_from(receiver)).boxed_unsync();
-        let request = parts(Method::POST, &format!("{base}/a"));
-
-        let response = tokio::time::timeout(
-            Duration::from_secs(3),
-            pool.send(request, body, Duration::ZERO, |_| {}),
-        )
-        .await
-        .expect("the early response arrived")
-        .unwrap();
-
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        drop(sender);
-    }
-
-    #[tokio::test]
     async fn early_success_still_gets_whole_body() {
-        // The app responds as soon as the head arrives and reads the body afterwards.
+        // The app responds as soon as the head arrives and reads the body afterwards. The
+        // response goes on at once and a task sends the rest of the body.
         let received = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&received);
         let (base, accepted) = app(move |_, mut stream| {
@@ -1172,12 +1245,20 @@ mod tests {
             .unwrap();
         let text = response.into_body().collect().await.unwrap().to_bytes();
         late.await.unwrap();
+        for _ in 0..200 {
+            if received.lock().unwrap().len() == 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let second = send(&pool, Method::GET, &format!("{base}/b"), empty()).await;
 
         assert_eq!(&text[..], b"ok");
         assert_eq!(*received.lock().unwrap(), b"firstlater");
         assert_eq!(second.unwrap().0, StatusCode::OK);
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The response ended while the body was still on its way, so that connection was
+        // closed instead of pooled.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     /// Gives `body` an exact size hint of `length`, as a request with `Content-Length` has.
@@ -1269,5 +1350,93 @@ mod tests {
         assert_eq!(second.0, StatusCode::OK);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(*rejections.lock().unwrap(), vec!["chunk_size"]);
+    }
+
+    #[tokio::test]
+    async fn early_response_passed_on_before_body_ends() {
+        // A rejection the app sends without reading the body, and a success that it streams
+        // while the body is still coming, as a full-duplex endpoint does. Envoy and HAProxy
+        // pass either head on at once.
+        let replies: [&'static [u8]; 2] = [
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+        ];
+        for reply in replies {
+            let (base, _) = app(move |_, mut stream| async move {
+                read_request_head(&mut stream).await;
+                stream.write_all(reply).await.unwrap();
+                // Keeps the connection open without reading the body.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            })
+            .await;
+            let (pool, _) = pool();
+            // A body that never ends: only the early response can finish the exchange.
+            let (sender, receiver) = tokio::sync::mpsc::channel(1);
+            sender
+                .send(Ok(Frame::data(Bytes::from_static(b"part"))))
+                .await
+                .unwrap();
+            let body = StreamBody::new(frames_from(receiver)).boxed_unsync();
+            let request = parts(Method::POST, &format!("{base}/a"));
+
+            let response = tokio::time::timeout(
+                Duration::from_secs(2),
+                pool.send(request, body, Duration::ZERO, |_| {}),
+            )
+            .await
+            .expect("the head was passed on before the body ended")
+            .unwrap();
+
+            let expected = std::str::from_utf8(&reply[9..12]).unwrap();
+            assert_eq!(response.status().as_str(), expected);
+            drop(sender);
+        }
+    }
+
+    #[tokio::test]
+    async fn early_rejection_survives_app_close() {
+        // The app rejects a large upload with `413` and `Connection: close`, then closes the
+        // socket without reading the body, as many servers do. The kernel then resets the
+        // connection, so the body write fails while the 413 is already readable.
+        let mut outcomes = Vec::new();
+        for _ in 0..20 {
+            let (base, _) = app(|_, mut stream| async move {
+                read_request_head(&mut stream).await;
+                stream
+                    .write_all(
+                        b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                    )
+                    .await
+                    .unwrap();
+            })
+            .await;
+            let (pool, _) = pool();
+            // 64 MiB in 64 KiB frames: more than the socket buffers hold.
+            let frames = (0..1024)
+                .map(|_| Ok::<_, BodyError>(Frame::data(Bytes::from(vec![b'x'; 64 * 1024]))));
+            let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+            let request = parts(Method::POST, &format!("{base}/upload"));
+
+            let result = tokio::time::timeout(
+                Duration::from_secs(5),
+                pool.send(request, body, Duration::ZERO, |_| {}),
+            )
+            .await
+            .expect("the exchange ended");
+            outcomes.push(match result {
+                Ok(response) => response.status().to_string(),
+                Err(err) => err.to_string(),
+            });
+        }
+
+        let lost: Vec<&String> = outcomes
+            .iter()
+            .filter(|outcome| !outcome.starts_with("413"))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{} of 20 lost the 413: {lost:?}",
+            lost.len()
+        );
     }
 }
