@@ -68,16 +68,25 @@ impl CheckedBuffer {
         inner: &mut IO,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        // The chunk is uninitialised stack memory and only the bytes that arrived are
-        // appended. Resizing the buffer instead zeroed 8 KiB on every read, a tenth of the
-        // sidecar's instructions, and left each connection holding a whole chunk.
-        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-        let mut read_buf = ReadBuf::uninit(&mut chunk);
-        ready!(Pin::new(inner).poll_read(cx, &mut read_buf))?;
-        let arrived = read_buf.filled();
-        self.bytes.extend_from_slice(arrived);
-        Poll::Ready(Ok(arrived.len()))
+        poll_read_into(inner, &mut self.bytes, cx)
     }
+}
+
+/// Appends what `inner` has to `bytes` and returns the byte count, 0 at end of stream.
+pub(crate) fn poll_read_into<IO: AsyncRead + Unpin>(
+    inner: &mut IO,
+    bytes: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    // The chunk is uninitialised stack memory and only the bytes that arrived are appended.
+    // Resizing the buffer instead zeroed 8 KiB on every read, a tenth of the sidecar's
+    // instructions, and left each connection holding a whole chunk.
+    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut read_buf = ReadBuf::uninit(&mut chunk);
+    ready!(Pin::new(inner).poll_read(cx, &mut read_buf))?;
+    let arrived = read_buf.filled();
+    bytes.extend_from_slice(arrived);
+    Poll::Ready(Ok(arrived.len()))
 }
 
 /// A stream wrapper that passes on only the bytes it has checked. [`poll_checked_read`] is its

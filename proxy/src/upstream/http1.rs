@@ -13,7 +13,6 @@
 
 use std::fmt;
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -33,13 +32,12 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{BoxError, FailureKind, RequestBody};
+use crate::framing::io::poll_read_into;
 use crate::framing::{
     BodyFraming, ChunkProgress, ChunkedBody, HeadParse, HeadParser, InvalidResponse, MessageKind,
     ResponseRejectionObserver, RESPONSE_LIMITS,
 };
 
-/// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 8 * 1024;
 /// Header fields parsed without a heap allocation. Longer heads take a larger table.
 const INLINE_HEADERS: usize = 64;
 /// How often idle connections are checked for age and for a peer that closed them.
@@ -67,6 +65,8 @@ pub enum Http1Error {
     },
     #[error("the connection closed before the response head arrived")]
     Closed,
+    #[error("the upstream URI {uri} has no host: configure an absolute http:// URI")]
+    MissingHost { uri: http::Uri },
     #[error("reading the request body failed: {0}")]
     RequestBody(BoxError),
 }
@@ -77,9 +77,10 @@ impl Http1Error {
             Http1Error::Connect { .. } => FailureKind::Connect,
             Http1Error::ConnectTimeout { .. } => FailureKind::ConnectTimeout,
             Http1Error::Invalid(_) => FailureKind::InvalidResponse,
-            Http1Error::Io { .. } | Http1Error::Closed | Http1Error::RequestBody(_) => {
-                FailureKind::Protocol
-            }
+            Http1Error::Io { .. }
+            | Http1Error::Closed
+            | Http1Error::MissingHost { .. }
+            | Http1Error::RequestBody(_) => FailureKind::Protocol,
         }
     }
 
@@ -312,9 +313,8 @@ impl Http1Pool {
             .uri
             .authority()
             .cloned()
-            .ok_or_else(|| Http1Error::Io {
-                context: "the upstream URI has no host",
-                source: io::ErrorKind::InvalidInput.into(),
+            .ok_or_else(|| Http1Error::MissingHost {
+                uri: parts.uri.clone(),
             })?;
         let framing = request_framing(&body);
         let replayable = parts.method.is_idempotent() && framing == RequestFraming::Empty;
@@ -487,10 +487,12 @@ async fn exchange(
     observer: &ResponseRejectionObserver,
 ) -> Result<(Connection, ResponseHead, Sending), Http1Error> {
     let Connection { socket, mut buf } = connection;
-    // Pooled and new connections are always whole; a read half is never pooled.
+    // Pooled and new connections are always whole, because a read half is never pooled.
     let Socket::Whole(mut stream) = socket else {
         return Err(Http1Error::Closed);
     };
+    // Other ready tasks run first, so writes reach the app in bursts. Writing at once woke
+    // the app on its core for every request, which cost more kernel time than it saved.
     tokio::task::yield_now().await;
     write_all(&mut stream, head).await?;
     let body = match body {
@@ -514,13 +516,13 @@ async fn exchange(
         let receive = read_head(&mut reader, &mut buf, observer);
         tokio::pin!(receive);
         loop {
-            let sending = sent.is_none() && write_error.is_none();
+            let still_sending = sent.is_none() && write_error.is_none();
             tokio::select! {
                 // A response that is already readable wins over a failed write: an app that
                 // rejects an upload often closes the connection without reading the body.
                 biased;
                 head = &mut receive => break head,
-                result = &mut send, if sending => match result {
+                result = &mut send, if still_sending => match result {
                     Ok(writer) => sent = Some(writer),
                     Err(err) => write_error = Some(err),
                 },
@@ -656,7 +658,7 @@ async fn read_head<R: AsyncRead + Unpin>(
                 }
             }
         }
-        let read = std::future::poll_fn(|cx| poll_fill(reader, buf, cx))
+        let read = std::future::poll_fn(|cx| poll_read_into(reader, buf, cx))
             .await
             .map_err(|source| Http1Error::Io {
                 context: "reading the response failed",
@@ -677,21 +679,6 @@ fn reject(
     tracing::debug!(reason, %message, "upstream response framing rejected");
     observer(reason);
     Http1Error::Invalid(InvalidResponse(message))
-}
-
-/// Appends what `reader` has to `buf` and returns the byte count, 0 at the end of the stream.
-fn poll_fill<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buf: &mut BytesMut,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    // Uninitialised stack memory: only the bytes that arrived are copied into `buf`.
-    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-    let mut read_buf = ReadBuf::uninit(&mut chunk);
-    ready!(Pin::new(reader).poll_read(cx, &mut read_buf))?;
-    let arrived = read_buf.filled();
-    buf.extend_from_slice(arrived);
-    Poll::Ready(Ok(arrived.len()))
 }
 
 /// Parses a head the framing parser already accepted into a response with its fields. The
@@ -870,7 +857,11 @@ impl Body for Http1Body {
             let Some(connection) = this.connection.as_mut() else {
                 return Poll::Ready(None);
             };
-            let read = match ready!(poll_fill(&mut connection.socket, &mut connection.buf, cx)) {
+            let read = match ready!(poll_read_into(
+                &mut connection.socket,
+                &mut connection.buf,
+                cx
+            )) {
                 Ok(read) => read,
                 Err(source) => {
                     return this.fail(Http1Error::Io {
@@ -979,6 +970,14 @@ mod tests {
             head.push(byte[0]);
         }
         String::from_utf8(head).unwrap()
+    }
+
+    /// Sends a complete `200 OK` response with the body `ok`.
+    async fn respond_ok(stream: &mut TcpStream) {
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
     }
 
     /// Starts an app on a loopback port that runs `script` on each accepted connection, with
@@ -1091,10 +1090,7 @@ mod tests {
         // Each connection serves one request and then closes, without `Connection: close`.
         let (base, accepted) = app(|_, mut stream| async move {
             read_request_head(&mut stream).await;
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await
-                .unwrap();
+            respond_ok(&mut stream).await;
         })
         .await;
         let (pool, _) = pool();
@@ -1114,10 +1110,7 @@ mod tests {
     async fn sweep_drops_connection_closed_by_app() {
         let (base, _) = app(|_, mut stream| async move {
             read_request_head(&mut stream).await;
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await
-                .unwrap();
+            respond_ok(&mut stream).await;
             // Closes the idle connection after a moment, as an app's idle timeout does.
             tokio::time::sleep(Duration::from_millis(50)).await;
         })
@@ -1139,19 +1132,13 @@ mod tests {
         // a response, as an app that timed the connection out at that moment would.
         let (base, accepted) = app(|index, mut stream| async move {
             read_request_head(&mut stream).await;
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await
-                .unwrap();
+            respond_ok(&mut stream).await;
             if index == 0 {
                 read_request_head(&mut stream).await;
                 return;
             }
             while !read_request_head(&mut stream).await.is_empty() {
-                stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await
-                    .unwrap();
+                respond_ok(&mut stream).await;
             }
         })
         .await;
@@ -1169,10 +1156,7 @@ mod tests {
     async fn lost_post_fails_without_retry() {
         let (base, accepted) = app(|_, mut stream| async move {
             read_request_head(&mut stream).await;
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await
-                .unwrap();
+            respond_ok(&mut stream).await;
             read_request_head(&mut stream).await;
         })
         .await;
@@ -1205,18 +1189,12 @@ mod tests {
             let seen = Arc::clone(&seen);
             async move {
                 read_request_head(&mut stream).await;
-                stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await
-                    .unwrap();
+                respond_ok(&mut stream).await;
                 let mut body = vec![0; 10];
                 stream.read_exact(&mut body).await.unwrap();
                 seen.lock().unwrap().extend_from_slice(&body);
                 read_request_head(&mut stream).await;
-                stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await
-                    .unwrap();
+                respond_ok(&mut stream).await;
             }
         })
         .await;
