@@ -3,7 +3,7 @@
 //! The files are ordinary `portcullis --config` files, so a reader can open them, change
 //! them, and run the same sidecars by hand.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::certs::DemoCerts;
@@ -38,30 +38,20 @@ impl DemoPorts {
         }
     }
 
-    /// Free ports chosen by the kernel, for tests that run beside other demos.
-    ///
-    /// The sidecars and apps refer to each other by address, so the ports must be known before
-    /// anything starts. Each is found by binding port 0 and releasing it just before use.
-    /// Another process could take one in between. The start then fails with an "address in
-    /// use" error, so traffic is never misrouted.
-    pub fn ephemeral() -> std::io::Result<DemoPorts> {
-        let listeners = (0..8)
-            .map(|_| TcpListener::bind("127.0.0.1:0"))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let ports = listeners
-            .iter()
-            .map(|listener| listener.local_addr().map(|addr| addr.port()))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(DemoPorts {
-            sts: ports[0],
-            order_app: ports[1],
-            inventory_app: ports[2],
-            orders_inbound: ports[3],
-            orders_admin: ports[4],
-            orders_outbound: ports[5],
-            inventory_inbound: ports[6],
-            inventory_admin: ports[7],
-        })
+    /// Takes the ports in field order, for tests that choose free ports themselves.
+    pub fn from_list(ports: [u16; 8]) -> DemoPorts {
+        let [sts, order_app, inventory_app, orders_inbound, orders_admin, orders_outbound, inventory_inbound, inventory_admin] =
+            ports;
+        DemoPorts {
+            sts,
+            order_app,
+            inventory_app,
+            orders_inbound,
+            orders_admin,
+            orders_outbound,
+            inventory_inbound,
+            inventory_admin,
+        }
     }
 
     /// Returns the loopback address of `port`.
@@ -164,23 +154,5 @@ mod tests {
                 .expect("inventory sidecar config is valid");
         let tls = inventory.inbound.tls.expect("inventory sidecar uses TLS");
         assert_eq!(tls.client_ca, Some(base.join("certs/ca.pem")));
-    }
-
-    #[test]
-    fn ephemeral_ports_are_distinct() {
-        let ports = DemoPorts::ephemeral().expect("ports");
-        let mut all = vec![
-            ports.sts,
-            ports.order_app,
-            ports.inventory_app,
-            ports.orders_inbound,
-            ports.orders_admin,
-            ports.orders_outbound,
-            ports.inventory_inbound,
-            ports.inventory_admin,
-        ];
-        all.sort_unstable();
-        all.dedup();
-        assert_eq!(all.len(), 8);
     }
 }

@@ -22,7 +22,7 @@ const READY: Duration = Duration::from_secs(30);
 async fn start_demo(data_dir: &Path, run_inventory_app: bool) -> RunningDemo {
     let demo = portcullis_demo::start(DemoOptions {
         data_dir: data_dir.to_owned(),
-        ports: DemoPorts::ephemeral().expect("free ports"),
+        ports: common::test_ports(),
         run_inventory_app,
     })
     .await
@@ -403,7 +403,7 @@ async fn unknown_issuer_is_rejected() {
 #[tokio::test(flavor = "multi_thread")]
 async fn inventory_receives_caller_authorization() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ports = DemoPorts::ephemeral().expect("free ports");
+    let ports = common::test_ports();
     let inventory = RecordingApp::start(
         DemoPorts::local(ports.inventory_app),
         StatusCode::NO_CONTENT,
@@ -546,7 +546,7 @@ fn unverifiable_token() -> String {
 async fn sidecar_becomes_ready_when_sts_starts() {
     let dir = tempfile::tempdir().expect("temp dir");
     let certs = DemoCerts::load_or_create(&dir.path().join("certs")).expect("certs");
-    let ports = DemoPorts::ephemeral().expect("free ports");
+    let ports = common::test_ports();
     let (orders_config, _) =
         portcullis_demo::layout::write_sidecar_configs(dir.path(), &ports).expect("configs");
     let config = portcullis::config::Config::from_file(&orders_config).expect("valid config");

@@ -3,6 +3,7 @@
 //! on 127.0.0.1. It does not depend on `portcullis`, so both kinds of tests can use it.
 
 pub mod key_server;
+pub mod ports;
 pub mod signing;
 
 pub use key_server::KeyServer;

@@ -155,3 +155,11 @@ pub fn tamper_signature(token: &str) -> String {
     chars[index] = if chars[index] == 'A' { 'B' } else { 'A' };
     chars.into_iter().collect()
 }
+
+/// Free loopback ports for one demo, outside the range the kernel gives outgoing connections
+/// (see [`portcullis_testkit::ports`]).
+pub fn test_ports() -> portcullis_demo::layout::DemoPorts {
+    let ports = portcullis_testkit::ports::loopback_ports(8).expect("free loopback ports");
+    let list: [u16; 8] = ports.try_into().expect("eight ports");
+    portcullis_demo::layout::DemoPorts::from_list(list)
+}

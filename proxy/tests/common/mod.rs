@@ -339,10 +339,10 @@ where
     });
 }
 
-/// Reserves a free loopback port: binds it, notes it, and closes it again.
+/// Returns a free loopback port outside the range the kernel gives outgoing connections (see
+/// [`portcullis_testkit::ports`]), for a server that starts after its port is named.
 pub async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("address").port()
+    portcullis_testkit::ports::loopback_ports(1).expect("a free loopback port")[0]
 }
 
 // ---------------------------------------------------------------------------------------
