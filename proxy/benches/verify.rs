@@ -11,16 +11,11 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use portcullis::keys::KeyStore;
-use portcullis::metrics::Metrics;
-use portcullis::verify::Verifier;
-use portcullis_loadtest::keys::{SigningAlgorithm, SigningKey};
+use portcullis_loadtest::keys::SigningAlgorithm;
+use support::{parsed_public_key, verifier};
 
 const ALGORITHMS: [SigningAlgorithm; 3] = [
     SigningAlgorithm::Rs256,
@@ -30,35 +25,6 @@ const ALGORITHMS: [SigningAlgorithm; 3] = [
 
 /// Tokens cycled through per algorithm; with the cache off, repeats still miss.
 const TOKENS: usize = 64;
-
-fn verifier(config: &portcullis::config::Config) -> Verifier {
-    let metrics = Metrics::new();
-    let keys = KeyStore::new(&config.providers, metrics.clone()).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(keys.refresh_all()).unwrap();
-    Verifier::new(Arc::clone(&keys), &config.providers, &config.cache, metrics)
-}
-
-/// Returns the aws-lc-rs parameters the sidecar uses for `algorithm`.
-fn parameters(algorithm: SigningAlgorithm) -> &'static dyn VerificationAlgorithm {
-    match algorithm {
-        SigningAlgorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-        SigningAlgorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
-        SigningAlgorithm::EdDsa => &signature::ED25519,
-    }
-}
-
-/// Parses the public half of `key` from its SPKI PEM, independently of the sidecar's JWK code.
-fn parsed_public_key(key: &SigningKey, algorithm: SigningAlgorithm) -> ParsedPublicKey {
-    let spki = rustls_pemfile::public_keys(&mut key.public_pem().as_bytes())
-        .next()
-        .unwrap()
-        .unwrap();
-    ParsedPublicKey::new(parameters(algorithm), spki.as_ref()).unwrap()
-}
 
 fn verification(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");

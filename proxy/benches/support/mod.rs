@@ -5,10 +5,15 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use futures_util::FutureExt;
 use portcullis::config::Config;
+use portcullis::keys::KeyStore;
+use portcullis::metrics::Metrics;
+use portcullis::verify::Verifier;
 use portcullis_loadtest::keys::{jwks_document, SigningAlgorithm, SigningKey};
 use portcullis_loadtest::tokens::{sign_batch, TokenSpec, Validity};
 
@@ -85,4 +90,34 @@ pub fn complete<F: Future>(future: F) -> F::Output {
     future
         .now_or_never()
         .expect("the future waited; load the keys first")
+}
+
+/// Builds a verifier for the providers of `config`, with their keys loaded.
+pub fn verifier(config: &Config) -> Verifier {
+    let metrics = Metrics::new();
+    let keys = KeyStore::new(&config.providers, metrics.clone()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(keys.refresh_all()).unwrap();
+    Verifier::new(Arc::clone(&keys), &config.providers, &config.cache, metrics)
+}
+
+/// Returns the aws-lc-rs parameters the sidecar uses for `algorithm`.
+pub fn parameters(algorithm: SigningAlgorithm) -> &'static dyn VerificationAlgorithm {
+    match algorithm {
+        SigningAlgorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        SigningAlgorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+        SigningAlgorithm::EdDsa => &signature::ED25519,
+    }
+}
+
+/// Parses the public half of `key` from its SPKI PEM, independently of the sidecar's JWK code.
+pub fn parsed_public_key(key: &SigningKey, algorithm: SigningAlgorithm) -> ParsedPublicKey {
+    let spki = rustls_pemfile::public_keys(&mut key.public_pem().as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    ParsedPublicKey::new(parameters(algorithm), spki.as_ref()).unwrap()
 }
