@@ -82,7 +82,9 @@ pub struct Verifier {
     keys: Arc<KeyStore>,
     /// Each provider by issuer, with its place in `keys` and the issuer once more as shared
     /// text, which every token it verifies points to instead of holding a copy.
-    providers: HashMap<String, Provider>,
+    /// Keyed with ahash, as [`crate::keys::KeySet`]'s kids are, because each miss looks up
+    /// its issuer here.
+    providers: HashMap<String, Provider, ahash::RandomState>,
     /// `None` when `cache.max_entries` is 0.
     cache: Option<TokenCache>,
     metrics: Metrics,
