@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,8 +19,8 @@ from . import report
 from .contenders import CONTENDERS, CheckResult, Contender, RunContext, check_contender
 from .procs import Process, free_port, http_get, wait_until
 from .scenarios import PLANS, REPEATED_CONNECTIONS, Measurer, Plan
-from .setup import (REPO_ROOT, SetupError, build_binaries, generate_tokens, install_missing,
-                    prebuilt_binaries)
+from .setup import (REPO_ROOT, SetupError, build_binaries, build_microbenchmark,
+                    generate_tokens, install_missing, prebuilt_binaries)
 
 ISSUER = "https://localhost:8443"
 AUDIENCE = "orders"
@@ -84,6 +86,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-install", action="store_true",
                         help="fail instead of installing missing tools with apt-get, pip or "
                              "cargo install")
+    parser.add_argument("--no-microbenchmark", action="store_true",
+                        help="skip verify_overhead, the benchmark of a cache miss against the "
+                             "bare signature check (smoke runs always skip it)")
     parser.add_argument("--keep-work", action="store_true",
                         help="keep the working folder (configs, logs, tokens) and print its path")
 
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         programs = install_missing(needed, allow_install=not args.no_install)
         binaries = (prebuilt_binaries(args.bin_dir) if args.bin_dir
                     else build_binaries(release=not args.debug_build))
+        # Built before anything is measured, so that its compilation cannot disturb a run.
+        args.microbenchmark = (None if args.mode == "smoke" or args.no_microbenchmark
+                               else build_microbenchmark())
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -227,12 +235,37 @@ def measure(args, plan: Plan, programs, binaries, work: Path, started: float,
             contender.stop()
         upstream.stop()
 
+    verification = None
+    if args.microbenchmark:
+        verification = run_microbenchmark(args.microbenchmark, args.proxy_cpu)
+
     meta = report.describe_run(args, plan, programs, binaries, tokens, started, load_before)
-    document = report.build(meta, info, results)
+    document = report.build(meta, info, results, verification)
     paths = report.write_outputs(document, args.results_dir)
     report.print_table(document)
     print(f"==> wrote {', '.join(str(path) for path in paths)}")
     return report.exit_status(document, strict=args.mode == "smoke")
+
+
+def run_microbenchmark(executable: Path, cpu: int) -> dict | None:
+    """Run verify_overhead on the proxies' core, which is idle once they have stopped, and
+    return its figures, or None (with the reason printed) when it fails."""
+    print("==> verify_overhead: a cache miss against the bare signature check", flush=True)
+    argv = ["taskset", "-c", str(cpu), str(executable), "--bench", "--json"]
+    try:
+        finished = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        print(f"    failed: {err}", flush=True)
+        return None
+    if finished.returncode != 0:
+        print(f"    failed with exit code {finished.returncode}: "
+              f"{finished.stderr.strip()[-500:]}", flush=True)
+        return None
+    try:
+        return json.loads(finished.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError) as err:
+        print(f"    failed: its output is not JSON ({err})", flush=True)
+        return None
 
 
 def start_and_check(contender: Contender, mode: str) -> dict:

@@ -85,10 +85,15 @@ def machine() -> dict:
             "kernel": platform.release()}
 
 
-def build(meta: dict, contenders: dict[str, dict], scenarios: dict[str, dict]) -> dict:
+def build(meta: dict, contenders: dict[str, dict], scenarios: dict[str, dict],
+          verification: dict | None = None) -> dict:
+    """Assemble the run's document. ``verification`` is what ``verify_overhead --json``
+    printed, or None when it did not run."""
     document = {"meta": meta, "contenders": contenders, "scenarios": scenarios}
+    if verification is not None:
+        document["verification"] = verification
     document["ratios"] = ratios(contenders, scenarios)
-    document["targets"] = targets(contenders, scenarios)
+    document["targets"] = targets(contenders, scenarios, verification)
     return document
 
 
@@ -118,7 +123,7 @@ def ratios(contenders: dict, scenarios: dict) -> dict:
     return table
 
 
-def targets(contenders: dict, scenarios: dict) -> list[dict]:
+def targets(contenders: dict, scenarios: dict, verification: dict | None = None) -> list[dict]:
     """List Portcullis's performance targets, each with the measured figure and whether it is
     met (None when a figure it needs was not measured)."""
     def figure(scenario, contender, field):
@@ -169,7 +174,42 @@ def targets(contenders: dict, scenarios: dict) -> list[dict]:
     found.append({"target": "ready <= 100 ms after start, JWKS server up",
                   "measured": None if startup is None else f"{startup:.1f} ms",
                   "met": None if startup is None else startup <= 100})
+    found += miss_targets(verification)
     return found
+
+
+def miss_targets(verification: dict | None) -> list[dict]:
+    """List one target per algorithm: a cache miss, with the cache on and without it, costs
+    at most 10% more than the bare signature check (medians of verify_overhead's rounds)."""
+    if not verification:
+        return [{"target": "cache miss <= 1.1 x the bare signature check", "measured": None,
+                 "met": None}]
+    found = []
+    for entry in verification.get("algorithms", []):
+        with_cache = entry["miss_cached_over_bare_pct"]["median"]
+        without_cache = entry["miss_over_bare_pct"]["median"]
+        found.append({
+            "target": f"cache miss <= 1.1 x the bare signature check ({entry['algorithm']})",
+            "measured": f"{with_cache:+.1f}% with the cache on, {without_cache:+.1f}% without",
+            "met": max(with_cache, without_cache) <= 10,
+        })
+    return found
+
+
+def verification_rows(document: dict) -> list[list[str]]:
+    """Build one row per algorithm of verify_overhead: times in microseconds, then each
+    miss over the bare check as its median and the middle 80% of rounds."""
+    def spread(percent: dict) -> str:
+        return f"{percent['median']:+.1f}% ({percent['p10']:+.1f}% to {percent['p90']:+.1f}%)"
+
+    return [[entry["algorithm"], f"{entry['bare_us']:.2f}", f"{entry['miss_us']:.2f}",
+             f"{entry['miss_cached_us']:.2f}", spread(entry["miss_over_bare_pct"]),
+             spread(entry["miss_cached_over_bare_pct"])]
+            for entry in document.get("verification", {}).get("algorithms", [])]
+
+
+VERIFICATION_HEADER = ["algorithm", "bare check us", "miss us", "miss cached us",
+                       "miss over bare", "cached miss over bare"]
 
 
 def write_outputs(document: dict, folder: Path) -> list[Path]:
@@ -235,6 +275,14 @@ def print_table(document: dict) -> None:
             facts.append(f"idle RSS {entry['rss_idle_mb']} MiB")
         facts += entry.get("failures", [])
         print(f"{name}: {'; '.join(facts)}")
+    rows = verification_rows(document)
+    if rows:
+        print("\nverify_overhead (middle 80% of rounds in brackets):")
+        table = [VERIFICATION_HEADER, *rows]
+        widths = [max(len(row[index]) for row in table) for index in range(len(table[0]))]
+        for row in table:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        print()
     if document["meta"]["mode"] == "smoke":
         # One-second runs of a debug build cannot show whether a target is met.
         print("targets: not judged in a smoke run")
@@ -276,6 +324,15 @@ def markdown(document: dict) -> str:
     for name, entry in document["contenders"].items():
         lines.append(f"| {name} | {entry['status']} | {entry.get('startup_ms', '-')} | "
                      f"{entry.get('rss_idle_mb', '-')} | {'; '.join(entry.get('failures', []))} |")
+    rows = verification_rows(document)
+    if rows:
+        verification = document["verification"]
+        lines += ["", f"Cache miss against the bare signature check (`verify_overhead`, "
+                  f"{verification['rounds']} rounds of {verification['batch']} operations "
+                  "each; in brackets the middle 80% of rounds):", "",
+                  "| " + " | ".join(VERIFICATION_HEADER) + " |",
+                  "| --- | " + " | ".join("---:" for _ in VERIFICATION_HEADER[1:]) + " |"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "| target | measured | result |", "| --- | --- | --- |"]
     for target in document["targets"]:
         state = {True: "met", False: "missed", None: "not measured"}[target["met"]]

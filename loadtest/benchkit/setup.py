@@ -117,6 +117,25 @@ def build_binaries(release: bool) -> Binaries:
                     bench_upstream=target / "bench-upstream")
 
 
+def build_microbenchmark() -> Path:
+    """Build the ``verify_overhead`` benchmark with cargo and return its executable."""
+    print("==> cargo bench --no-run of verify_overhead (the cache-miss microbenchmark)",
+          flush=True)
+    argv = ["cargo", "bench", "-q", "-p", "portcullis", "--bench", "verify_overhead",
+            "--no-run", "--message-format=json"]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SetupError(f"{' '.join(argv)} failed with exit code {result.returncode}:\n"
+                         f"{result.stderr.strip()[-2000:]}\nrun it yourself to see the whole "
+                         "error, or pass --no-microbenchmark")
+    for line in result.stdout.splitlines():
+        message = json.loads(line) if line.startswith("{") else {}
+        if (message.get("reason") == "compiler-artifact" and message.get("executable")
+                and message.get("target", {}).get("name") == "verify_overhead"):
+            return Path(message["executable"])
+    raise SetupError(f"{' '.join(argv)} named no executable for verify_overhead")
+
+
 def prebuilt_binaries(folder: Path) -> Binaries:
     """Return the binaries in ``folder``, which must hold all three."""
     binaries = Binaries(portcullis=folder / "portcullis",

@@ -5,11 +5,15 @@ Run from the repository root: python3 -m unittest discover -s loadtest/tests -t 
 
 import contextlib
 import io
+import json
+import stat
+import tempfile
 import unittest
 import xml.dom.minidom
+from pathlib import Path
 
 from benchkit import chart, report
-from benchkit.cli import choose_rate
+from benchkit.cli import choose_rate, run_microbenchmark
 from benchkit.loadgen import oha_figures
 from benchkit.scenarios import PLANS, _summarise
 
@@ -52,6 +56,25 @@ def sample_document():
     return report.build({"mode": "quick"}, contenders, scenarios)
 
 
+def overhead(algorithm, miss_pct, miss_cached_pct):
+    """One algorithm's entry as ``verify_overhead --json`` prints it."""
+    def spread(median):
+        return {"median": median, "p10": median - 1.5, "p90": median + 1.5}
+
+    bare = 13.0
+    return {"algorithm": algorithm, "bare_us": bare, "miss_us": bare * (1 + miss_pct / 100),
+            "miss_cached_us": bare * (1 + miss_cached_pct / 100),
+            "miss_over_bare_pct": spread(miss_pct),
+            "miss_cached_over_bare_pct": spread(miss_cached_pct)}
+
+
+def with_verification(*algorithms):
+    document = sample_document()
+    verification = {"rounds": 101, "batch": 256, "algorithms": list(algorithms)}
+    return report.build(document["meta"], document["contenders"], document["scenarios"],
+                        verification)
+
+
 def target(document, text):
     return next(entry for entry in document["targets"] if entry["target"].startswith(text))
 
@@ -88,6 +111,64 @@ class TargetTests(unittest.TestCase):
         self.assertTrue(target(document, "idle RSS <= 10 MiB")["met"])
         self.assertTrue(target(document, "RSS under 1000 connections")["met"])
         self.assertTrue(target(document, "ready <= 100 ms")["met"])
+
+
+class MissTargetTests(unittest.TestCase):
+    def test_miss_target_per_algorithm(self):
+        document = with_verification(overhead("RS256", 7.5, 7.2), overhead("ES256", 2.0, 1.9))
+        entry = target(document, "cache miss <= 1.1 x the bare signature check (RS256)")
+        self.assertTrue(entry["met"])
+        self.assertEqual(entry["measured"], "+7.2% with the cache on, +7.5% without")
+        self.assertTrue(target(document, "cache miss <= 1.1 x the bare signature check (ES256)")
+                        ["met"])
+
+    def test_miss_target_needs_both_medians(self):
+        document = with_verification(overhead("RS256", 10.4, 9.0))
+        self.assertFalse(target(document, "cache miss <= 1.1 x")["met"])
+
+    def test_miss_target_unmeasured_without_microbenchmark(self):
+        self.assertIsNone(target(sample_document(), "cache miss <= 1.1 x")["met"])
+
+    def test_report_lists_microbenchmark(self):
+        document = with_verification(overhead("RS256", 7.5, 7.2))
+        text = report.markdown({**document, "meta": {**MARKDOWN_META, "mode": "full"}})
+        self.assertIn("| RS256 | 13.00 | 13.97 | 13.94 | +7.5% (+6.0% to +9.0%) | "
+                      "+7.2% (+5.7% to +8.7%) |", text)
+        self.assertIn("101 rounds of 256 operations", text)
+
+
+MARKDOWN_META = {"command": "loadtest/bench", "commit": "abc", "mode": "full",
+                 "build": "deploy", "started_at": "now", "elapsed_s": 1.0,
+                 "machine": {"cores": 2, "cpu_model": "cpu", "memory_gib": 1, "kernel": "6"},
+                 "load_average_before": [0, 0, 0], "load_average_after": [0, 0, 0],
+                 "proxy_cpu": 0, "load_cpu": 1, "app_cpu": 1, "nice": 0,
+                 "algorithm": "RS256", "unique_tokens": 1, "versions": {}}
+
+
+class MicrobenchmarkRunTests(unittest.TestCase):
+    def program(self, script):
+        """Write an executable shell script standing in for verify_overhead."""
+        folder = Path(tempfile.mkdtemp())
+        path = folder / "verify_overhead"
+        path.write_text("#!/bin/sh\n" + script)
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+        self.addCleanup(lambda: (path.unlink(), folder.rmdir()))
+        return path
+
+    def run_quietly(self, path):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return run_microbenchmark(path, cpu=0)
+
+    def test_reads_last_line_as_json(self):
+        document = {"rounds": 1, "batch": 1, "algorithms": [overhead("RS256", 1.0, 1.0)]}
+        path = self.program(f"echo building\necho '{json.dumps(document)}'\n")
+        self.assertEqual(self.run_quietly(path), document)
+
+    def test_failure_gives_none(self):
+        self.assertIsNone(self.run_quietly(self.program("echo broken >&2\nexit 3\n")))
+
+    def test_text_output_gives_none(self):
+        self.assertIsNone(self.run_quietly(self.program("echo 'RS256 13.0 us'\n")))
 
 
 def exit_status(document, strict):

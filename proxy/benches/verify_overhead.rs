@@ -7,8 +7,9 @@
 //! rotates, so drift affects all three alike. It prints the median time of each and the
 //! median and spread of the per-round ratios.
 //!
-//! Run: `cargo bench -p portcullis --bench verify_overhead [-- ALGORITHM]`, best on an idle
-//! machine and pinned to one core (`taskset -c 0`).
+//! Run: `cargo bench -p portcullis --bench verify_overhead [-- [--json] ALGORITHM...]`, best
+//! on an idle machine and pinned to one core (`taskset -c 0`). With `--json` it prints one
+//! JSON document instead of the table, which `loadtest/bench` reads.
 
 mod support;
 
@@ -41,24 +42,86 @@ enum Operation {
 }
 
 fn main() {
-    // Cargo passes `--bench`; any other argument chooses algorithms by name.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let json = arguments.iter().any(|argument| argument == "--json");
+    // Cargo passes `--bench`; any argument that is not an option chooses algorithms by name.
+    let filters: Vec<&String> = arguments
+        .iter()
         .filter(|argument| !argument.starts_with("--"))
         .collect();
-    println!(
-        "{:<7} {:>11} {:>11} {:>11}   {:<32} miss with the cache on over the bare check",
-        "", "bare check", "miss", "miss cached", "miss over the bare check"
-    );
-    for algorithm in ALGORITHMS {
-        let name = algorithm.name();
-        if filters.is_empty() || filters.iter().any(|filter| name.contains(filter.as_str())) {
-            measure(algorithm);
+    let chosen = ALGORITHMS.into_iter().filter(|algorithm| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|filter| algorithm.name().contains(filter.as_str()))
+    });
+    if !json {
+        println!(
+            "{:<7} {:>11} {:>11} {:>11}   {:<32} miss with the cache on over the bare check",
+            "", "bare check", "miss", "miss cached", "miss over the bare check"
+        );
+    }
+    let mut results = Vec::new();
+    for algorithm in chosen {
+        let overhead = measure(algorithm);
+        if json {
+            results.push(overhead.to_json());
+        } else {
+            overhead.print();
         }
+    }
+    if json {
+        let document = serde_json::json!({
+            "rounds": ROUNDS,
+            "batch": BATCH,
+            "algorithms": results,
+        });
+        println!("{document}");
     }
 }
 
-fn measure(algorithm: SigningAlgorithm) {
+/// The figures of one algorithm.
+struct Overhead {
+    algorithm: &'static str,
+    /// Median nanoseconds per operation, in the order of `Operation`.
+    medians: [f64; 3],
+    /// Per-round percentages of a miss, without and with the cache, over the bare check.
+    miss_over_bare: Vec<f64>,
+    miss_cached_over_bare: Vec<f64>,
+}
+
+impl Overhead {
+    fn print(&self) {
+        let [miss, miss_cached, bare] = self.medians;
+        println!(
+            "{:<7} {:>8.2} us {:>8.2} us {:>8.2} us   {:<32} {}",
+            self.algorithm,
+            bare / 1000.0,
+            miss / 1000.0,
+            miss_cached / 1000.0,
+            describe(&Percentiles::of(self.miss_over_bare.clone())),
+            describe(&Percentiles::of(self.miss_cached_over_bare.clone())),
+        );
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let [miss, miss_cached, bare] = self.medians;
+        let percentiles = |values: &[f64]| {
+            let found = Percentiles::of(values.to_vec());
+            serde_json::json!({"median": found.median, "p10": found.p10, "p90": found.p90})
+        };
+        serde_json::json!({
+            "algorithm": self.algorithm,
+            "bare_us": bare / 1000.0,
+            "miss_us": miss / 1000.0,
+            "miss_cached_us": miss_cached / 1000.0,
+            "miss_over_bare_pct": percentiles(&self.miss_over_bare),
+            "miss_cached_over_bare_pct": percentiles(&self.miss_cached_over_bare),
+        })
+    }
+}
+
+fn measure(algorithm: SigningAlgorithm) -> Overhead {
     let name = algorithm.name();
     let folder = tempfile::tempdir().unwrap();
     let keys = support::keys(algorithm, 1);
@@ -120,30 +183,39 @@ fn measure(algorithm: SigningAlgorithm) {
             .map(|(slower, bare)| (slower / bare - 1.0) * 100.0)
             .collect()
     };
-    println!(
-        "{name:<7} {:>8.2} us {:>8.2} us {:>8.2} us   {:<32} {}",
-        median(bare) / 1000.0,
-        median(miss) / 1000.0,
-        median(miss_cached) / 1000.0,
-        spread(percent_over(miss)),
-        spread(percent_over(miss_cached)),
-    );
+    Overhead {
+        algorithm: name,
+        medians: times
+            .each_ref()
+            .map(|values| Percentiles::of(values.clone()).median),
+        miss_over_bare: percent_over(miss),
+        miss_cached_over_bare: percent_over(miss_cached),
+    }
 }
 
-/// Describes percentages by their median and the range of the middle 80% of them.
-fn spread(mut percent: Vec<f64>) -> String {
-    percent.sort_by(f64::total_cmp);
-    let at = |fraction: f64| percent[((percent.len() - 1) as f64 * fraction).round() as usize];
+/// The median of some values and the bounds of their middle 80%.
+struct Percentiles {
+    median: f64,
+    p10: f64,
+    p90: f64,
+}
+
+impl Percentiles {
+    fn of(mut values: Vec<f64>) -> Percentiles {
+        values.sort_by(f64::total_cmp);
+        let at = |fraction: f64| values[((values.len() - 1) as f64 * fraction).round() as usize];
+        Percentiles {
+            median: at(0.5),
+            p10: at(0.1),
+            p90: at(0.9),
+        }
+    }
+}
+
+/// Describes percentages by their median and the range of their middle 80%.
+fn describe(percent: &Percentiles) -> String {
     format!(
         "{:+.1}% (rounds {:+.1}% to {:+.1}%)",
-        at(0.5),
-        at(0.1),
-        at(0.9)
+        percent.median, percent.p10, percent.p90
     )
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
