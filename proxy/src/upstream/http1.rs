@@ -581,7 +581,8 @@ async fn send_body(
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|err| Http1Error::RequestBody(err.into()))?;
         let Ok(data) = frame.into_data() else {
-            // Trailers are not forwarded: few apps read them, and most proxies drop them.
+            // Trailers are not forwarded: few apps read them, and Envoy's HTTP/1 codec also
+            // drops them unless `enable_trailers` is set.
             continue;
         };
         if data.is_empty() {
