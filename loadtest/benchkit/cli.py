@@ -88,7 +88,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "cargo install")
     parser.add_argument("--no-microbenchmark", action="store_true",
                         help="skip verify_overhead, the benchmark of a cache miss against the "
-                             "bare signature check (smoke runs always skip it)")
+                             "bare signature check, which cargo builds from the checkout even "
+                             "with --bin-dir (smoke runs always skip it)")
     parser.add_argument("--keep-work", action="store_true",
                         help="keep the working folder (configs, logs, tokens) and print its path")
 
@@ -262,10 +263,14 @@ def run_microbenchmark(executable: Path, cpu: int) -> dict | None:
               f"{finished.stderr.strip()[-500:]}", flush=True)
         return None
     try:
-        return json.loads(finished.stdout.strip().splitlines()[-1])
+        document = json.loads(finished.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError) as err:
         print(f"    failed: its output is not JSON ({err})", flush=True)
         return None
+    if not isinstance(document, dict) or not isinstance(document.get("algorithms"), list):
+        print("    failed: its output has no list of algorithms", flush=True)
+        return None
+    return document
 
 
 def start_and_check(contender: Contender, mode: str) -> dict:

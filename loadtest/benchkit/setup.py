@@ -123,13 +123,22 @@ def build_microbenchmark() -> Path:
           flush=True)
     argv = ["cargo", "bench", "-q", "-p", "portcullis", "--bench", "verify_overhead",
             "--no-run", "--message-format=json"]
-    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
+    try:
+        result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
+    except OSError as err:
+        raise SetupError(f"cannot run cargo to build verify_overhead ({err}); install the Rust "
+                         "toolchain or pass --no-microbenchmark") from err
     if result.returncode != 0:
         raise SetupError(f"{' '.join(argv)} failed with exit code {result.returncode}:\n"
                          f"{result.stderr.strip()[-2000:]}\nrun it yourself to see the whole "
                          "error, or pass --no-microbenchmark")
     for line in result.stdout.splitlines():
-        message = json.loads(line) if line.startswith("{") else {}
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(message, dict):
+            continue
         if (message.get("reason") == "compiler-artifact" and message.get("executable")
                 and message.get("target", {}).get("name") == "verify_overhead"):
             return Path(message["executable"])

@@ -6,16 +6,20 @@ Run from the repository root: python3 -m unittest discover -s loadtest/tests -t 
 import contextlib
 import io
 import json
+import os
+import shutil
 import stat
 import tempfile
 import unittest
 import xml.dom.minidom
 from pathlib import Path
+from unittest import mock
 
 from benchkit import chart, report
 from benchkit.cli import choose_rate, run_microbenchmark
 from benchkit.loadgen import oha_figures
 from benchkit.scenarios import PLANS, _summarise
+from benchkit.setup import SetupError, build_microbenchmark
 
 
 def result(rps, p99_ms=1.0, cpu_s=None, rss_mb=None, errors=0, requests=1000):
@@ -129,6 +133,9 @@ class MissTargetTests(unittest.TestCase):
     def test_miss_target_unmeasured_without_microbenchmark(self):
         self.assertIsNone(target(sample_document(), "cache miss <= 1.1 x")["met"])
 
+    def test_miss_target_unmeasured_without_algorithms(self):
+        self.assertIsNone(target(with_verification(), "cache miss <= 1.1 x")["met"])
+
     def test_report_lists_microbenchmark(self):
         document = with_verification(overhead("RS256", 7.5, 7.2))
         text = report.markdown({**document, "meta": {**MARKDOWN_META, "mode": "full"}})
@@ -169,6 +176,42 @@ class MicrobenchmarkRunTests(unittest.TestCase):
 
     def test_text_output_gives_none(self):
         self.assertIsNone(self.run_quietly(self.program("echo 'RS256 13.0 us'\n")))
+
+    def test_json_without_algorithms_gives_none(self):
+        self.assertIsNone(self.run_quietly(self.program("echo '[1, 2]'\n")))
+
+
+class MicrobenchmarkBuildTests(unittest.TestCase):
+    def build_with(self, cargo_script):
+        """Run build_microbenchmark with ``cargo_script`` as the only cargo on PATH."""
+        folder = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, folder)
+        if cargo_script is not None:
+            cargo = folder / "cargo"
+            cargo.write_text("#!/bin/sh\n" + cargo_script)
+            cargo.chmod(cargo.stat().st_mode | stat.S_IXUSR)
+        with mock.patch.dict(os.environ, {"PATH": str(folder)}), \
+                contextlib.redirect_stdout(io.StringIO()):
+            return build_microbenchmark()
+
+    def test_executable_found_among_other_lines(self):
+        artifact = {"reason": "compiler-artifact", "executable": "/x/verify_overhead-1",
+                    "target": {"name": "verify_overhead"}}
+        path = self.build_with(f"echo '{{not json'\necho '[1]'\necho '{json.dumps(artifact)}'\n")
+        self.assertEqual(path, Path("/x/verify_overhead-1"))
+
+    def test_missing_cargo_is_a_setup_error(self):
+        with self.assertRaises(SetupError) as raised:
+            self.build_with(None)
+        self.assertIn("--no-microbenchmark", str(raised.exception))
+
+    def test_failed_build_is_a_setup_error(self):
+        with self.assertRaises(SetupError):
+            self.build_with("echo 'error: broken' >&2\nexit 101\n")
+
+    def test_no_executable_is_a_setup_error(self):
+        with self.assertRaises(SetupError):
+            self.build_with("echo '{\"reason\": \"build-finished\"}'\n")
 
 
 def exit_status(document, strict):
