@@ -2,10 +2,10 @@
 //!
 //! The `verify` benchmark times a miss and the bare check seconds apart, and a virtual
 //! machine's speed can drift by several percent in that time, which moves their ratio as
-//! much as the sidecar's own work does. Here each round times a batch of misses, a batch of
-//! misses with the cache on, and a batch of bare checks back to back, in an order that
-//! rotates, so drift affects all three alike. It prints the median time of each and the
-//! median and spread of the per-round ratios.
+//! much as the sidecar's own work does. Here each round times a batch of misses without the
+//! cache, one with a full cache, one with an empty cache that keeps every token, and a batch
+//! of bare checks, back to back and in an order that rotates, so drift affects all alike. It
+//! prints the median time of each and the median and spread of the per-round ratios.
 //!
 //! Run: `cargo bench -p portcullis --bench verify_overhead [-- [--json] ALGORITHM...]`, best
 //! on an idle machine and pinned to one core (`taskset -c 0`). With `--json` it prints one
@@ -27,17 +27,24 @@ const ALGORITHMS: [SigningAlgorithm; 3] = [
     SigningAlgorithm::EdDsa,
 ];
 
-/// Tokens cycled through, as in the `verify` benchmark.
-const TOKENS: usize = 64;
-/// Rounds per algorithm, and operations per batch: about a second in all for RS256.
+/// Rounds per algorithm, and operations per batch: about two seconds in all for RS256.
 const ROUNDS: usize = 101;
 const BATCH: usize = 256;
+/// Tokens: one to fill the one-entry cache, then one for each operation of a batch, so that
+/// a batch into an empty cache inserts every token.
+const TOKENS: usize = BATCH + 1;
+/// Entries of the cache that has room, as in the sidecar's default configuration.
+const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 
-/// The three operations a round times.
+/// The operations a round times.
 #[derive(Clone, Copy)]
 enum Operation {
+    /// A miss with the cache off.
     Miss,
+    /// A miss with the cache on but full, as under a flood of new tokens: nothing is inserted.
     MissCached,
+    /// A miss with the cache on and room in it: the verified token is inserted.
+    MissInserted,
     SignatureOnly,
 }
 
@@ -57,8 +64,14 @@ fn main() {
     });
     if !json {
         println!(
-            "{:<7} {:>11} {:>11} {:>11}   {:<32} miss with the cache on over the bare check",
-            "", "bare check", "miss", "miss cached", "miss over the bare check"
+            "{:<7} {:>11} {:>11} {:>11} {:>13}   {:<32} {:<32} inserted miss over bare",
+            "",
+            "bare check",
+            "miss",
+            "miss cached",
+            "miss inserted",
+            "miss over bare",
+            "cached miss over bare"
         );
     }
     let mut results = Vec::new();
@@ -84,28 +97,31 @@ fn main() {
 struct Overhead {
     algorithm: &'static str,
     /// Median nanoseconds per operation, in the order of `Operation`.
-    medians: [f64; 3],
-    /// Per-round percentages of a miss, without and with the cache, over the bare check.
+    medians: [f64; 4],
+    /// Per-round percentages of each kind of miss over the bare check.
     miss_over_bare: Vec<f64>,
     miss_cached_over_bare: Vec<f64>,
+    miss_inserted_over_bare: Vec<f64>,
 }
 
 impl Overhead {
     fn print(&self) {
-        let [miss, miss_cached, bare] = self.medians;
+        let [miss, miss_cached, miss_inserted, bare] = self.medians;
         println!(
-            "{:<7} {:>8.2} us {:>8.2} us {:>8.2} us   {:<32} {}",
+            "{:<7} {:>8.2} us {:>8.2} us {:>8.2} us {:>10.2} us   {:<32} {:<32} {}",
             self.algorithm,
             bare / 1000.0,
             miss / 1000.0,
             miss_cached / 1000.0,
+            miss_inserted / 1000.0,
             describe(&Percentiles::of(self.miss_over_bare.clone())),
             describe(&Percentiles::of(self.miss_cached_over_bare.clone())),
+            describe(&Percentiles::of(self.miss_inserted_over_bare.clone())),
         );
     }
 
     fn to_json(&self) -> serde_json::Value {
-        let [miss, miss_cached, bare] = self.medians;
+        let [miss, miss_cached, miss_inserted, bare] = self.medians;
         let percentiles = |values: &[f64]| {
             let found = Percentiles::of(values.to_vec());
             serde_json::json!({"median": found.median, "p10": found.p10, "p90": found.p90})
@@ -115,8 +131,10 @@ impl Overhead {
             "bare_us": bare / 1000.0,
             "miss_us": miss / 1000.0,
             "miss_cached_us": miss_cached / 1000.0,
+            "miss_inserted_us": miss_inserted / 1000.0,
             "miss_over_bare_pct": percentiles(&self.miss_over_bare),
             "miss_cached_over_bare_pct": percentiles(&self.miss_cached_over_bare),
+            "miss_inserted_over_bare_pct": percentiles(&self.miss_inserted_over_bare),
         })
     }
 }
@@ -127,9 +145,11 @@ fn measure(algorithm: SigningAlgorithm) -> Overhead {
     let keys = support::keys(algorithm, 1);
     let tokens = support::tokens(&keys[0], TOKENS);
     let no_cache = verifier(&support::config(folder.path(), &keys, &[name], 0, ""));
-    // One entry, filled with a token outside the cycle, so every token of the cycle misses.
+    // One entry, filled with a token outside the batch, so every token of the batch misses
+    // and none is inserted.
     let one_entry = verifier(&support::config(folder.path(), &keys, &[name], 1, ""));
     complete(one_entry.verify(&tokens[0])).unwrap();
+    let with_room = support::config(folder.path(), &keys, &[name], DEFAULT_CACHE_ENTRIES, "");
     let public_key = parsed_public_key(&keys[0], algorithm);
     let signed: Vec<(&str, Vec<u8>)> = tokens
         .iter()
@@ -140,25 +160,38 @@ fn measure(algorithm: SigningAlgorithm) -> Overhead {
         .collect();
 
     // Nanoseconds per operation, per round, in the order of `Operation`.
-    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     let order = [
         Operation::Miss,
         Operation::MissCached,
+        Operation::MissInserted,
         Operation::SignatureOnly,
     ];
     // The first round warms caches and frequency and is not kept.
     for round in 0..=ROUNDS {
         for step in 0..order.len() {
             let operation = order[(round + step) % order.len()];
+            // A new cache for each batch of inserted misses, built before the clock starts.
+            // Its first verification, of the token outside the batch, sets up the new key's
+            // Montgomery constants, which a sidecar does once per key.
+            let empty = matches!(operation, Operation::MissInserted).then(|| {
+                let fresh = verifier(&with_room);
+                complete(fresh.verify(&tokens[0])).unwrap();
+                fresh
+            });
             let started = Instant::now();
-            for index in 0..BATCH {
-                let token = index % (TOKENS - 1) + 1;
+            for token in 1..=BATCH {
                 match operation {
                     Operation::Miss => {
                         black_box(complete(no_cache.verify(&tokens[token])).unwrap());
                     }
                     Operation::MissCached => {
                         black_box(complete(one_entry.verify(&tokens[token])).unwrap());
+                    }
+                    Operation::MissInserted => {
+                        // Built above for this operation.
+                        let empty = empty.as_ref().unwrap();
+                        black_box(complete(empty.verify(&tokens[token])).unwrap());
                     }
                     Operation::SignatureOnly => {
                         let (signing_input, signature) = &signed[token];
@@ -175,7 +208,7 @@ fn measure(algorithm: SigningAlgorithm) -> Overhead {
         }
     }
 
-    let [miss, miss_cached, bare] = &times;
+    let [miss, miss_cached, miss_inserted, bare] = &times;
     let percent_over = |slower: &[f64]| -> Vec<f64> {
         slower
             .iter()
@@ -190,6 +223,7 @@ fn measure(algorithm: SigningAlgorithm) -> Overhead {
             .map(|values| Percentiles::of(values.clone()).median),
         miss_over_bare: percent_over(miss),
         miss_cached_over_bare: percent_over(miss_cached),
+        miss_inserted_over_bare: percent_over(miss_inserted),
     }
 }
 

@@ -171,12 +171,7 @@ impl Authorizer {
     /// Builds the route table and the verifier from the configuration. `keys` must be built
     /// from `config.providers`.
     pub fn new(config: &Config, keys: Arc<KeyStore>, metrics: Metrics) -> Authorizer {
-        // Only claim requirements and claim headers read claims beyond the standard ones, so
-        // a configuration without either lets cached tokens drop their payload text.
-        let needs_claims = !config.claim_headers.is_empty()
-            || config.routes.iter().any(|route| !route.claims.is_empty());
-        let verifier = Verifier::new(keys, &config.providers, &config.cache, metrics.clone())
-            .keep_claims(needs_claims);
+        let verifier = Verifier::for_config(config, keys, metrics.clone());
         Authorizer {
             policy: RoutePolicy::new(config.routes.clone()),
             verifier,
@@ -239,7 +234,7 @@ impl Authorizer {
                 other => AuthFailure::InvalidToken(other),
             })?;
 
-        if !has_scopes(scopes, &verified.scopes) {
+        if !has_scopes(scopes, verified.scopes()) {
             return Err(AuthFailure::InsufficientScope {
                 required: scopes.to_vec(),
             });

@@ -49,11 +49,11 @@ pub struct StandardValues {
 impl StandardValues {
     /// Renders the standard identity header values of `token`.
     fn render(token: &VerifiedToken) -> StandardValues {
-        let scopes = token.scopes.join(" ");
+        let scopes = token.scopes().collect::<Vec<_>>().join(" ");
         let texts = [
-            token.subject.as_deref(),
+            token.subject(),
             Some(scopes.as_str()),
-            token.client_id.as_deref(),
+            token.client_id(),
             Some(&*token.issuer),
         ];
         let mut text = Vec::with_capacity(texts.iter().flatten().map(|text| text.len()).sum());

@@ -324,10 +324,7 @@ impl Handler for Inbound {
                 path: path.as_str(),
                 status: outcome.response.status(),
                 started,
-                subject: outcome
-                    .token
-                    .as_ref()
-                    .and_then(|token| token.subject.as_deref()),
+                subject: outcome.token.as_ref().and_then(|token| token.subject()),
                 reason: outcome.reason,
             },
         );

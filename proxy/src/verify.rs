@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::IntCounter;
 
-use crate::config::{normalize_typ, CacheConfig, ProviderConfig};
+use crate::config::{normalize_typ, CacheConfig, Config, ProviderConfig};
 use crate::identity::StandardValues;
 use crate::keys::{KeyLookupError, KeyStore, ProviderId, VerificationKey};
 use crate::metrics::Metrics;
@@ -34,10 +34,9 @@ pub use token::{parse as parse_token, Claims, UnverifiedToken, MAX_TOKEN_BYTES};
 pub struct VerifiedToken {
     /// The `iss` claim, equal to the issuer of the provider that verified the token.
     pub issuer: Arc<str>,
-    pub subject: Option<String>,
-    pub client_id: Option<String>,
-    /// From `scope` (space-separated) or, when it is absent, `scp`.
-    pub scopes: Vec<String>,
+    /// `sub`, `client_id` and the scopes, read through [`VerifiedToken::subject`],
+    /// [`VerifiedToken::client_id`] and [`VerifiedToken::scopes`].
+    pub(crate) identity: IdentityText,
     /// The payload's JSON text. A cached token keeps this instead of the parsed claims, which
     /// would cost several times the memory; [`VerifiedToken::claims`] parses it on first use.
     pub(crate) claims_json: Box<[u8]>,
@@ -51,6 +50,21 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
+    /// Returns the `sub` claim.
+    pub fn subject(&self) -> Option<&str> {
+        self.identity.subject()
+    }
+
+    /// Returns the `client_id` claim.
+    pub fn client_id(&self) -> Option<&str> {
+        self.identity.client_id()
+    }
+
+    /// Returns the scopes: from `scope` (space-separated) or, when it is absent, `scp`.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> + Clone {
+        self.identity.scopes()
+    }
+
     /// Returns the whole payload, or `None` when the verifier was built not to keep it (see
     /// [`Verifier::keep_claims`]). Only routes with claim requirements and configured claim
     /// headers need it, so it is parsed from the kept JSON text on the first call.
@@ -64,6 +78,72 @@ impl VerifiedToken {
             // fail. If it ever did, an empty map would hide claims and never invent any.
             json::parse_object(&self.claims_json).unwrap_or_default()
         }))
+    }
+}
+
+/// The `sub`, `client_id` and scopes of a verified token in one allocation. The cache keeps
+/// them for every token, and a miss that fills the cache pays for each allocation that stays.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct IdentityText {
+    /// The subject, then the client id, then each scope followed by a NUL.
+    text: Box<str>,
+    /// The end of the subject in `text`, or `None` without a `sub` claim.
+    subject_end: Option<u32>,
+    /// The end of the client id in `text`, or `None` without a `client_id` claim.
+    client_id_end: Option<u32>,
+}
+
+impl IdentityText {
+    /// Builds the text. Empty scopes are dropped, and so are scopes that contain a NUL, which
+    /// the scope syntax of RFC 6749 (section 3.3) does not allow.
+    pub(crate) fn new<'a>(
+        subject: Option<&str>,
+        client_id: Option<&str>,
+        scopes: impl Iterator<Item = &'a str> + Clone,
+    ) -> IdentityText {
+        let kept = scopes.filter(|scope| !scope.is_empty() && !scope.contains('\0'));
+        let length = subject.map_or(0, str::len)
+            + client_id.map_or(0, str::len)
+            + kept.clone().map(|scope| scope.len() + 1).sum::<usize>();
+        let mut text = String::with_capacity(length);
+        // A token is at most MAX_TOKEN_BYTES (16 KiB), so every offset fits in a u32.
+        let end_of = |part: Option<&str>, text: &mut String| {
+            part.map(|part| {
+                text.push_str(part);
+                u32::try_from(text.len()).unwrap_or(u32::MAX)
+            })
+        };
+        let subject_end = end_of(subject, &mut text);
+        let client_id_end = end_of(client_id, &mut text);
+        for scope in kept {
+            text.push_str(scope);
+            text.push('\0');
+        }
+        IdentityText {
+            text: text.into_boxed_str(),
+            subject_end,
+            client_id_end,
+        }
+    }
+
+    fn subject(&self) -> Option<&str> {
+        self.text.get(..usize::try_from(self.subject_end?).ok()?)
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        let start = self.subject_end.unwrap_or(0);
+        let end = self.client_id_end?;
+        self.text
+            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+    }
+
+    fn scopes(&self) -> impl Iterator<Item = &str> + Clone {
+        let start = self.client_id_end.or(self.subject_end).unwrap_or(0);
+        let rest = usize::try_from(start)
+            .ok()
+            .and_then(|start| self.text.get(start..))
+            .unwrap_or_default();
+        rest.split_terminator('\0')
     }
 }
 
@@ -147,6 +227,17 @@ impl Verifier {
             keep_claims: true,
             clock: Arc::new(system_clock),
         }
+    }
+
+    /// Creates the verifier the sidecar runs for `config`: it keeps the payload text of
+    /// verified tokens only when a route's claim requirements or a claim header read it.
+    /// `keys` must be built from `config.providers`.
+    pub fn for_config(config: &Config, keys: Arc<KeyStore>, metrics: Metrics) -> Verifier {
+        // Only claim requirements and claim headers read claims beyond the standard ones, so
+        // a configuration without either lets cached tokens drop their payload text.
+        let needs_claims = !config.claim_headers.is_empty()
+            || config.routes.iter().any(|route| !route.claims.is_empty());
+        Verifier::new(keys, &config.providers, &config.cache, metrics).keep_claims(needs_claims)
     }
 
     /// Sets whether verified tokens keep their payload text (the default). Without it,

@@ -92,7 +92,7 @@ pub fn complete<F: Future>(future: F) -> F::Output {
         .expect("the future waited; load the keys first")
 }
 
-/// Builds a verifier for the providers of `config`, with their keys loaded.
+/// Builds the verifier the sidecar runs for `config`, with the providers' keys loaded.
 pub fn verifier(config: &Config) -> Verifier {
     let metrics = Metrics::new();
     let keys = KeyStore::new(&config.providers, metrics.clone()).unwrap();
@@ -101,7 +101,7 @@ pub fn verifier(config: &Config) -> Verifier {
         .build()
         .unwrap();
     runtime.block_on(keys.refresh_all()).unwrap();
-    Verifier::new(Arc::clone(&keys), &config.providers, &config.cache, metrics)
+    Verifier::for_config(config, Arc::clone(&keys), metrics)
 }
 
 /// Returns the aws-lc-rs parameters the sidecar uses for `algorithm`.

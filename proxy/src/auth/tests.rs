@@ -202,7 +202,7 @@ async fn authorize_accepts_valid_token() {
         .expect("authorized")
         .expect("a verified token");
 
-    assert_eq!(verified.subject.as_deref(), Some("peter"));
+    assert_eq!(verified.subject(), Some("peter"));
     assert_eq!(metrics.verifications.with_label_values(&["valid"]).get(), 1);
     // No claim requirement on the route, so the cached token keeps only the payload text.
     assert!(

@@ -8,12 +8,11 @@ fn token(claims: Value) -> VerifiedToken {
     let claims: Map<String, Value> = claims.as_object().expect("object").clone();
     VerifiedToken {
         issuer: "https://localhost:8443".into(),
-        subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
-        client_id: claims
-            .get("client_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        scopes: vec!["foo".into(), "bar".into()],
+        identity: crate::verify::IdentityText::new(
+            claims.get("sub").and_then(Value::as_str),
+            claims.get("client_id").and_then(Value::as_str),
+            ["foo", "bar"].into_iter(),
+        ),
         claims_json: serde_json::to_vec(&claims)
             .expect("serialize")
             .into_boxed_slice(),

@@ -7,7 +7,7 @@ use super::json::Field;
 
 use super::error::VerifyError;
 use super::token::Claims;
-use super::VerifiedToken;
+use super::{IdentityText, VerifiedToken};
 use crate::config::ProviderConfig;
 
 /// Checks the claims against `provider` at `now` (seconds since the Unix epoch) and builds the
@@ -71,9 +71,7 @@ pub fn check(
 
     Ok(VerifiedToken {
         issuer: issuer_text,
-        subject,
-        client_id,
-        scopes,
+        identity: IdentityText::new(subject, client_id, scopes.into_iter()),
         // Filled in by the caller, which owns the text `payload` borrows from.
         claims_json: Box::default(),
         claims: OnceLock::new(),
@@ -150,13 +148,13 @@ fn check_audience(value: Option<&Field<'_>>, expected: &[String]) -> Result<(), 
     }
 }
 
-fn optional_string(
-    value: Option<&Field<'_>>,
+fn optional_string<'a>(
+    value: Option<&'a Field<'_>>,
     claim: &'static str,
-) -> Result<Option<String>, VerifyError> {
+) -> Result<Option<&'a str>, VerifyError> {
     match value {
         None => Ok(None),
-        Some(Field::String(text)) => Ok(Some(text.clone().into_owned())),
+        Some(Field::String(text)) => Ok(Some(text)),
         Some(_) => Err(VerifyError::InvalidClaim {
             claim,
             problem: "is not a string",
@@ -166,16 +164,10 @@ fn optional_string(
 
 /// Reads scopes from a space-separated string (RFC 8693 `scope`) or an array of strings (the
 /// `scp` form some issuers use). Empty entries from repeated spaces are dropped.
-fn scope_list(claim: &'static str, value: &Field<'_>) -> Result<Vec<String>, VerifyError> {
+fn scope_list<'a>(claim: &'static str, value: &'a Field<'_>) -> Result<Vec<&'a str>, VerifyError> {
     match value {
-        Field::String(text) => {
-            let scopes = || text.split(' ').filter(|scope| !scope.is_empty());
-            // Sized exactly, because the list is kept with every cached token.
-            let mut list = Vec::with_capacity(scopes().count());
-            list.extend(scopes().map(str::to_owned));
-            Ok(list)
-        }
-        Field::Strings(items) => Ok(items.iter().map(|item| item.to_string()).collect()),
+        Field::String(text) => Ok(text.split(' ').filter(|scope| !scope.is_empty()).collect()),
+        Field::Strings(items) => Ok(items.iter().map(|item| &**item).collect()),
         _ => Err(VerifyError::InvalidClaim {
             claim,
             problem: "is neither a space-separated string nor an array of strings",

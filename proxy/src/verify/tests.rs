@@ -94,8 +94,8 @@ async fn claims_dropped_unless_kept() {
     let without_text = verifier.verify(&token).await.expect("valid token");
     let claims = without_text.claims();
     assert!(claims.is_none(), "payload kept: {claims:?}");
-    assert_eq!(without_text.subject.as_deref(), Some("peter"));
-    assert_eq!(without_text.scopes, ["foo", "bar"]);
+    assert_eq!(without_text.subject(), Some("peter"));
+    assert_eq!(without_text.scopes().collect::<Vec<_>>(), ["foo", "bar"]);
 }
 
 #[tokio::test]
@@ -114,9 +114,9 @@ async fn valid_tokens_of_each_family() {
             .await
             .unwrap_or_else(|err| panic!("{:?} token rejected: {err}", key.algorithm));
         assert_eq!(&*verified.issuer, ISSUER);
-        assert_eq!(verified.subject.as_deref(), Some("peter"));
-        assert_eq!(verified.client_id.as_deref(), Some("applicationid"));
-        assert_eq!(verified.scopes, ["foo", "bar"]);
+        assert_eq!(verified.subject(), Some("peter"));
+        assert_eq!(verified.client_id(), Some("applicationid"));
+        assert_eq!(verified.scopes().collect::<Vec<_>>(), ["foo", "bar"]);
         assert_eq!(verified.expires_at, (NOW + 3600) as u64);
         assert_eq!(
             verified.claims().expect("payload kept")["jti"],
@@ -728,7 +728,7 @@ async fn scopes_from_scope_or_scp() {
     ];
     for (claims, expected) in cases {
         let verified = fx.verifier.verify(&key.sign(&claims)).await.expect("valid");
-        assert_eq!(verified.scopes, expected, "{claims}");
+        assert_eq!(verified.scopes().collect::<Vec<_>>(), expected, "{claims}");
     }
     let err = fx
         .verifier
@@ -804,7 +804,7 @@ async fn cached_claims_with_other_signature_rejected() {
         fx.verifier.verify(truncated).await.expect_err("truncated");
 
         let again = fx.verifier.verify(&token).await.expect("still valid");
-        assert_eq!(again.subject.as_deref(), Some("peter"), "{}", key.kid);
+        assert_eq!(again.subject(), Some("peter"), "{}", key.kid);
         assert_eq!(fx.metrics.cache_hits.get(), 1, "{}", key.kid);
         assert_eq!(fx.metrics.cache_misses.get(), 3, "{}", key.kid);
     }
@@ -959,4 +959,33 @@ fn description_hides_unsafe_characters() {
         "{description}"
     );
     assert!(description.len() < 120, "{description}");
+}
+
+#[test]
+fn identity_text_keeps_each_part() {
+    let both = IdentityText::new(Some("peter"), Some("app"), ["foo", "a b"].into_iter());
+    assert_eq!(both.subject(), Some("peter"));
+    assert_eq!(both.client_id(), Some("app"));
+    assert_eq!(both.scopes().collect::<Vec<_>>(), ["foo", "a b"]);
+
+    let client_only = IdentityText::new(None, Some("app"), std::iter::empty());
+    assert_eq!(client_only.subject(), None);
+    assert_eq!(client_only.client_id(), Some("app"));
+    assert_eq!(client_only.scopes().count(), 0);
+
+    let scopes_only = IdentityText::new(None, None, ["x"].into_iter());
+    assert_eq!(scopes_only.subject(), None);
+    assert_eq!(scopes_only.client_id(), None);
+    assert_eq!(scopes_only.scopes().collect::<Vec<_>>(), ["x"]);
+
+    let empty_subject = IdentityText::new(Some(""), None, ["x"].into_iter());
+    assert_eq!(empty_subject.subject(), Some(""));
+    assert_eq!(empty_subject.scopes().collect::<Vec<_>>(), ["x"]);
+}
+
+#[test]
+fn identity_text_drops_empty_and_nul_scopes() {
+    let text = IdentityText::new(Some("s"), None, ["", "a", "b\0c", "d"].into_iter());
+    assert_eq!(text.scopes().collect::<Vec<_>>(), ["a", "d"]);
+    assert_eq!(text.subject(), Some("s"));
 }
