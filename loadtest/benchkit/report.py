@@ -179,37 +179,53 @@ def targets(contenders: dict, scenarios: dict, verification: dict | None = None)
 
 
 def miss_targets(verification: dict | None) -> list[dict]:
-    """List one target per algorithm: a cache miss, with the cache on and without it, costs
-    at most 10% more than the bare signature check (medians of verify_overhead's rounds)."""
+    """List one target per algorithm: every kind of cache miss (cache off, cache full, cache
+    with room, which keeps the token) costs at most 10% more than the bare signature check,
+    by the medians of verify_overhead's rounds."""
     if not verification or not verification.get("algorithms"):
         return [{"target": "cache miss <= 1.1 x the bare signature check", "measured": None,
                  "met": None}]
     found = []
-    for entry in verification.get("algorithms", []):
-        with_cache = entry["miss_cached_over_bare_pct"]["median"]
-        without_cache = entry["miss_over_bare_pct"]["median"]
+    for entry in verification["algorithms"]:
+        medians = {label: entry[field]["median"] for field, label in MISS_KINDS
+                   if field in entry}
         found.append({
             "target": f"cache miss <= 1.1 x the bare signature check ({entry['algorithm']})",
-            "measured": f"{with_cache:+.1f}% with the cache on, {without_cache:+.1f}% without",
-            "met": max(with_cache, without_cache) <= 10,
+            "measured": ", ".join(f"{value:+.1f}% {label}" for label, value in medians.items()),
+            "met": max(medians.values()) <= 10,
         })
     return found
+
+
+# The kinds of miss verify_overhead times, as its JSON names them and as reports call them.
+# Reports written before the cache-filling miss existed lack its field.
+MISS_KINDS = (("miss_cached_over_bare_pct", "with a full cache"),
+              ("miss_inserted_over_bare_pct", "filling the cache"),
+              ("miss_over_bare_pct", "without the cache"))
 
 
 def verification_rows(document: dict) -> list[list[str]]:
     """Build one row per algorithm of verify_overhead: times in microseconds, then each
     miss over the bare check as its median and the middle 80% of rounds."""
-    def spread(percent: dict) -> str:
+    def spread(percent: dict | None) -> str:
+        if percent is None:
+            return "-"
         return f"{percent['median']:+.1f}% ({percent['p10']:+.1f}% to {percent['p90']:+.1f}%)"
 
-    return [[entry["algorithm"], f"{entry['bare_us']:.2f}", f"{entry['miss_us']:.2f}",
-             f"{entry['miss_cached_us']:.2f}", spread(entry["miss_over_bare_pct"]),
-             spread(entry["miss_cached_over_bare_pct"])]
+    def micros(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    return [[entry["algorithm"], micros(entry.get("bare_us")), micros(entry.get("miss_us")),
+             micros(entry.get("miss_cached_us")), micros(entry.get("miss_inserted_us")),
+             spread(entry.get("miss_over_bare_pct")),
+             spread(entry.get("miss_cached_over_bare_pct")),
+             spread(entry.get("miss_inserted_over_bare_pct"))]
             for entry in document.get("verification", {}).get("algorithms", [])]
 
 
 VERIFICATION_HEADER = ["algorithm", "bare check us", "miss us", "miss cached us",
-                       "miss over bare", "cached miss over bare"]
+                       "miss inserted us", "miss over bare", "cached miss over bare",
+                       "inserted miss over bare"]
 
 
 def write_outputs(document: dict, folder: Path) -> list[Path]:

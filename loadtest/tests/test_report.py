@@ -60,16 +60,21 @@ def sample_document():
     return report.build({"mode": "quick"}, contenders, scenarios)
 
 
-def overhead(algorithm, miss_pct, miss_cached_pct):
-    """One algorithm's entry as ``verify_overhead --json`` prints it."""
+def overhead(algorithm, miss_pct, miss_cached_pct, miss_inserted_pct=None):
+    """One algorithm's entry as ``verify_overhead --json`` prints it; without
+    ``miss_inserted_pct``, as it printed before it timed misses that fill the cache."""
     def spread(median):
         return {"median": median, "p10": median - 1.5, "p90": median + 1.5}
 
     bare = 13.0
-    return {"algorithm": algorithm, "bare_us": bare, "miss_us": bare * (1 + miss_pct / 100),
-            "miss_cached_us": bare * (1 + miss_cached_pct / 100),
-            "miss_over_bare_pct": spread(miss_pct),
-            "miss_cached_over_bare_pct": spread(miss_cached_pct)}
+    entry = {"algorithm": algorithm, "bare_us": bare, "miss_us": bare * (1 + miss_pct / 100),
+             "miss_cached_us": bare * (1 + miss_cached_pct / 100),
+             "miss_over_bare_pct": spread(miss_pct),
+             "miss_cached_over_bare_pct": spread(miss_cached_pct)}
+    if miss_inserted_pct is not None:
+        entry["miss_inserted_us"] = bare * (1 + miss_inserted_pct / 100)
+        entry["miss_inserted_over_bare_pct"] = spread(miss_inserted_pct)
+    return entry
 
 
 def with_verification(*algorithms):
@@ -119,15 +124,21 @@ class TargetTests(unittest.TestCase):
 
 class MissTargetTests(unittest.TestCase):
     def test_miss_target_per_algorithm(self):
-        document = with_verification(overhead("RS256", 7.5, 7.2), overhead("ES256", 2.0, 1.9))
+        document = with_verification(overhead("RS256", 7.5, 7.2, 8.4),
+                                     overhead("ES256", 2.0, 1.9))
         entry = target(document, "cache miss <= 1.1 x the bare signature check (RS256)")
         self.assertTrue(entry["met"])
-        self.assertEqual(entry["measured"], "+7.2% with the cache on, +7.5% without")
+        self.assertEqual(entry["measured"], "+7.2% with a full cache, +8.4% filling the cache, "
+                                            "+7.5% without the cache")
+        self.assertEqual(target(document, "cache miss <= 1.1 x the bare signature check (ES256)")
+                         ["measured"], "+1.9% with a full cache, +2.0% without the cache")
         self.assertTrue(target(document, "cache miss <= 1.1 x the bare signature check (ES256)")
                         ["met"])
 
-    def test_miss_target_needs_both_medians(self):
+    def test_miss_target_needs_every_median(self):
         document = with_verification(overhead("RS256", 10.4, 9.0))
+        self.assertFalse(target(document, "cache miss <= 1.1 x")["met"])
+        document = with_verification(overhead("RS256", 7.0, 7.0, 10.2))
         self.assertFalse(target(document, "cache miss <= 1.1 x")["met"])
 
     def test_miss_target_unmeasured_without_microbenchmark(self):
@@ -137,10 +148,12 @@ class MissTargetTests(unittest.TestCase):
         self.assertIsNone(target(with_verification(), "cache miss <= 1.1 x")["met"])
 
     def test_report_lists_microbenchmark(self):
-        document = with_verification(overhead("RS256", 7.5, 7.2))
+        document = with_verification(overhead("RS256", 7.5, 7.2, 8.0), overhead("ES256", 2.0, 1.9))
         text = report.markdown({**document, "meta": {**MARKDOWN_META, "mode": "full"}})
-        self.assertIn("| RS256 | 13.00 | 13.97 | 13.94 | +7.5% (+6.0% to +9.0%) | "
-                      "+7.2% (+5.7% to +8.7%) |", text)
+        self.assertIn("| RS256 | 13.00 | 13.97 | 13.94 | 14.04 | +7.5% (+6.0% to +9.0%) | "
+                      "+7.2% (+5.7% to +8.7%) | +8.0% (+6.5% to +9.5%) |", text)
+        self.assertIn("| ES256 | 13.00 | 13.26 | 13.25 | - | +2.0% (+0.5% to +3.5%) | "
+                      "+1.9% (+0.4% to +3.4%) | - |", text)
         self.assertIn("101 rounds of 256 operations", text)
 
 
