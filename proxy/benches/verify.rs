@@ -11,8 +11,6 @@
 
 mod support;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portcullis_loadtest::keys::SigningAlgorithm;
 use support::{parsed_public_key, verifier};
@@ -68,13 +66,7 @@ fn verification(c: &mut Criterion) {
         });
 
         let public_key = parsed_public_key(&keys[0], algorithm);
-        let signed: Vec<(&str, Vec<u8>)> = tokens
-            .iter()
-            .map(|token| {
-                let (signing_input, signature) = token.rsplit_once('.').unwrap();
-                (signing_input, URL_SAFE_NO_PAD.decode(signature).unwrap())
-            })
-            .collect();
+        let signed = support::signed_parts(&tokens);
         let mut next = 0;
         group.bench_function(BenchmarkId::new("signature_only", name), |b| {
             b.iter(|| {

@@ -2,9 +2,9 @@
 //!
 //! The `verify` benchmark times a miss and the bare check seconds apart, and a virtual
 //! machine's speed can drift by several percent in that time, which moves their ratio as
-//! much as the sidecar's own work does. Here each round times a batch of misses without the
-//! cache, one with a full cache, one with an empty cache that keeps every token, and a batch
-//! of bare checks, back to back and in an order that rotates, so drift affects all alike. It
+//! much as the sidecar's own work does. Here each round times four batches back to back, in
+//! an order that rotates, so drift affects all alike: misses without the cache, misses with
+//! a full cache, misses with an empty cache that keeps every token, and bare checks. It
 //! prints the median time of each and the median and spread of the per-round ratios.
 //!
 //! Run: `cargo bench -p portcullis --bench verify_overhead [-- [--json] ALGORITHM...]`, best
@@ -16,8 +16,6 @@ mod support;
 use std::hint::black_box;
 use std::time::Instant;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use portcullis_loadtest::keys::SigningAlgorithm;
 use support::{complete, parsed_public_key, verifier};
 
@@ -151,13 +149,7 @@ fn measure(algorithm: SigningAlgorithm) -> Overhead {
     complete(one_entry.verify(&tokens[0])).unwrap();
     let with_room = support::config(folder.path(), &keys, &[name], DEFAULT_CACHE_ENTRIES, "");
     let public_key = parsed_public_key(&keys[0], algorithm);
-    let signed: Vec<(&str, Vec<u8>)> = tokens
-        .iter()
-        .map(|token| {
-            let (signing_input, signature) = token.rsplit_once('.').unwrap();
-            (signing_input, URL_SAFE_NO_PAD.decode(signature).unwrap())
-        })
-        .collect();
+    let signed = support::signed_parts(&tokens);
 
     // Nanoseconds per operation, per round, in the order of `Operation`.
     let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];

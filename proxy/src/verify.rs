@@ -101,10 +101,13 @@ impl IdentityText {
         client_id: Option<&str>,
         scopes: impl Iterator<Item = &'a str> + Clone,
     ) -> IdentityText {
-        let kept = scopes.filter(|scope| !scope.is_empty() && !scope.contains('\0'));
+        let valid_scopes = scopes.filter(|scope| !scope.is_empty() && !scope.contains('\0'));
         let length = subject.map_or(0, str::len)
             + client_id.map_or(0, str::len)
-            + kept.clone().map(|scope| scope.len() + 1).sum::<usize>();
+            + valid_scopes
+                .clone()
+                .map(|scope| scope.len() + 1)
+                .sum::<usize>();
         let mut text = String::with_capacity(length);
         // A token is at most MAX_TOKEN_BYTES (16 KiB), so every offset fits in a u32.
         let end_of = |part: Option<&str>, text: &mut String| {
@@ -115,7 +118,7 @@ impl IdentityText {
         };
         let subject_end = end_of(subject, &mut text);
         let client_id_end = end_of(client_id, &mut text);
-        for scope in kept {
+        for scope in valid_scopes {
             text.push_str(scope);
             text.push('\0');
         }

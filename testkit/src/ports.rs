@@ -17,8 +17,8 @@ use std::sync::Mutex;
 const LOWEST_PORT: u16 = 10_000;
 /// Linux's default ephemeral range, used when the setting cannot be read.
 const DEFAULT_EPHEMERAL: RangeInclusive<u16> = 32_768..=60_999;
-/// The fewest ports outside the ephemeral range worth choosing from; with fewer, the kernel
-/// chooses.
+/// The minimum number of ports outside the ephemeral range to choose from. Below it, the
+/// kernel chooses.
 const MIN_SPAN: u32 = 256;
 /// The number of binds tried before giving up, which only a nearly full range could exhaust.
 const ATTEMPTS: usize = 1_000;

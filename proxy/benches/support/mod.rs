@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use futures_util::FutureExt;
 use portcullis::config::Config;
 use portcullis::keys::KeyStore;
@@ -120,4 +122,16 @@ pub fn parsed_public_key(key: &SigningKey, algorithm: SigningAlgorithm) -> Parse
         .unwrap()
         .unwrap();
     ParsedPublicKey::new(parameters(algorithm), spki.as_ref()).unwrap()
+}
+
+/// Splits each token into the signing input and the decoded signature, the two arguments of
+/// a bare signature check.
+pub fn signed_parts(tokens: &[String]) -> Vec<(&str, Vec<u8>)> {
+    tokens
+        .iter()
+        .map(|token| {
+            let (signing_input, signature) = token.rsplit_once('.').unwrap();
+            (signing_input, URL_SAFE_NO_PAD.decode(signature).unwrap())
+        })
+        .collect()
 }
